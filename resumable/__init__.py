@@ -1,0 +1,42 @@
+"""Long-running async jobs that survive restarts.
+
+A job is an async generator that yields cursors ("everything before me is done");
+resumable persists the latest one when it matters and hands it back on the next start.
+"""
+
+from resumable._decorator import JobFunction, Run, resumable
+from resumable._engine import Job, job
+from resumable._errors import (
+    CorruptStateError,
+    CursorTypeError,
+    InvalidKeyError,
+    ResumableError,
+    ResumableWarning,
+    StaleWriterError,
+    StoreError,
+)
+from resumable._record import Outcome, Record
+from resumable._stores import FileStore, MemoryStore, Store
+from resumable._triggers import Signals, Trigger
+
+__all__ = [
+    "CorruptStateError",
+    "CursorTypeError",
+    "FileStore",
+    "InvalidKeyError",
+    "Job",
+    "JobFunction",
+    "MemoryStore",
+    "Outcome",
+    "Record",
+    "ResumableError",
+    "ResumableWarning",
+    "Run",
+    "Signals",
+    "StaleWriterError",
+    "Store",
+    "StoreError",
+    "Trigger",
+    "job",
+    "resumable",
+]

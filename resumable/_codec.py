@@ -1,0 +1,244 @@
+"""Turns cursors into stored records and back: cattrs for the cursor, JSON for the envelope."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import cattrs
+from cattrs.preconf.json import make_converter as _make_json_converter
+
+from resumable._errors import CorruptStateError, CursorTypeError, ResumableWarning
+from resumable._record import Record, Status
+
+C = TypeVar("C")
+
+FORMAT_MARKER = "resumable"
+"""The envelope field that marks a record as ours; its value is the envelope's format version."""
+
+FORMAT_VERSION = 1
+_FIELDS = ("key", "cursor", "status", "seq", "owner", "updated_at")
+_STATUSES = frozenset({"running", "completed", "failed", "aborted"})
+
+Upgrade = Callable[[Any], Any]
+"""Turns the raw JSON of a cursor of version N into the raw JSON of version N + 1."""
+
+
+class NewerRecordError(CursorTypeError):
+    """The record was written by a newer cursor version than this code knows (never upgraded)."""
+
+
+def make_converter() -> cattrs.Converter:
+    """Return a fresh cattrs converter preconfigured for JSON (never the global one)."""
+    return _make_json_converter()
+
+
+def reset_hint(store: object, key: str) -> str:
+    """Say how to forget the state of *key* in *store*, for error messages."""
+    location = getattr(store, "cli_location", None)
+    if location is not None:
+        return f"`python -m resumable --store {location} reset {key}`"
+    return f"`await store.delete({key!r})` on {store!r}"
+
+
+def parse(data: bytes, key: str, store: object) -> dict[str, Any]:
+    """Parse and check a stored envelope without interpreting the cursor.
+
+    Raises:
+        CorruptStateError: The bytes are not a resumable record.
+    """
+    where = f"The record of key {key!r} in {store!r}"
+    try:
+        envelope = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CorruptStateError(
+            f"{where} is not valid JSON ({exc}). It was left as it is; look at it, then reset "
+            f"it with {reset_hint(store, key)} or run the job with on_corrupt='quarantine'."
+        ) from exc
+    if not isinstance(envelope, dict) or FORMAT_MARKER not in envelope:
+        raise CorruptStateError(
+            f"{where} is JSON but not a resumable record (no {FORMAT_MARKER!r} field). It was "
+            f"left as it is; if the key belongs to something else, give the job another key, "
+            f"otherwise reset it with {reset_hint(store, key)}."
+        )
+    missing = [name for name in _FIELDS if name not in envelope]
+    problems = []
+    if missing:
+        problems.append(f"missing {', '.join(missing)}")
+    if envelope.get("status", "running") not in _STATUSES:
+        problems.append(f"unknown status {envelope['status']!r}")
+    for name in ("seq", "version"):
+        value = envelope.get(name, 1)
+        if not isinstance(value, int) or isinstance(value, bool):
+            problems.append(f"{name} is {value!r}, not an integer")
+    if not isinstance(envelope.get("owner", ""), str):
+        problems.append("owner is not a string")
+    if envelope.get(FORMAT_MARKER) != FORMAT_VERSION:
+        problems.append(
+            f"envelope format {envelope.get(FORMAT_MARKER)!r} is not {FORMAT_VERSION} "
+            "(written by a newer resumable?)"
+        )
+    if problems:
+        raise CorruptStateError(
+            f"{where} is damaged: {'; '.join(problems)}. It was left as it is; reset it with "
+            f"{reset_hint(store, key)} or run the job with on_corrupt='quarantine'."
+        )
+    return envelope
+
+
+def raw_record(envelope: Mapping[str, Any], key: str, store: object) -> Record[Any]:
+    """Build a `Record` whose cursor is the raw JSON, from a parsed envelope."""
+    try:
+        updated_at = datetime.fromisoformat(envelope["updated_at"])
+    except (TypeError, ValueError) as exc:
+        raise CorruptStateError(
+            f"The record of key {key!r} in {store!r} has an unreadable updated_at "
+            f"{envelope['updated_at']!r}. It was left as it is; reset it with "
+            f"{reset_hint(store, key)}."
+        ) from exc
+    return Record(
+        key=envelope["key"],
+        cursor=envelope["cursor"],
+        status=envelope["status"],
+        seq=envelope["seq"],
+        owner=envelope["owner"],
+        updated_at=updated_at,
+        version=envelope.get("version", 1),
+    )
+
+
+class Codec(Generic[C]):
+    """Encodes one job's cursors into records and decodes its records into cursors."""
+
+    def __init__(
+        self,
+        key: str,
+        store: object,
+        cursor_type: Any,
+        converter: cattrs.Converter,
+        *,
+        version: int = 1,
+        upgrade: Mapping[int, Upgrade] | None = None,
+        warn_size: int = 64 * 1024,
+        max_size: int = 1024 * 1024,
+    ) -> None:
+        self.key = key
+        self.store = store
+        self.cursor_type = cursor_type
+        self.converter = converter
+        self.version = version
+        self.upgrade = dict(upgrade or {})
+        self.warn_size = warn_size
+        self.max_size = max_size
+        self._warned = False
+        self._type_name = getattr(cursor_type, "__name__", None) or repr(cursor_type)
+
+    def unstructure(self, cursor: C) -> Any:
+        """Turn *cursor* into JSON-ready data.
+
+        Raises:
+            CursorTypeError: The converter cannot unstructure it into JSON.
+        """
+        try:
+            raw = self.converter.unstructure(cursor, unstructure_as=self.cursor_type)
+            json.dumps(raw)
+        except Exception as exc:
+            raise CursorTypeError(
+                f"Job {self.key!r} yielded {cursor!r} ({type(cursor).__name__}), which cannot be "
+                f"stored as JSON as a {self._type_name}: {exc}. Yield values of the cursor "
+                "type, or pass a cattrs converter that knows the type with converter=."
+            ) from exc
+        return raw
+
+    def encode(self, cursor: C, *, status: Status, seq: int, owner: str) -> bytes:
+        """Serialize one record of *cursor*.
+
+        Raises:
+            CursorTypeError: The cursor cannot be serialized, or it is larger than ``max_size``.
+        """
+        envelope = {
+            FORMAT_MARKER: FORMAT_VERSION,
+            "key": self.key,
+            "version": self.version,
+            "status": status,
+            "seq": seq,
+            "owner": owner,
+            "updated_at": datetime.now(UTC).isoformat(),
+            "cursor": self.unstructure(cursor),
+        }
+        data = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+        size = len(data)
+        if size > self.max_size:
+            raise CursorTypeError(
+                f"The cursor of job {self.key!r} serializes to {size} bytes, more than "
+                f"max_size={self.max_size}; it was not written to {self.store!r}. Keep the cursor "
+                "small (a position, not the data) or raise max_size= if the store takes it."
+            )
+        if size > self.warn_size and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"The cursor of job {self.key!r} serializes to {size} bytes, more than "
+                f"warn_size={self.warn_size}; every save writes it whole to {self.store!r}. "
+                "Keep the cursor to a position, or raise warn_size= to silence this.",
+                ResumableWarning,
+                stacklevel=2,
+            )
+        return data
+
+    def decode(self, data: bytes) -> Record[C]:
+        """Read a stored record, upgrade its cursor to this version and structure it.
+
+        Raises:
+            CorruptStateError: The record is unreadable.
+            CursorTypeError: The record is newer than this code, an upgrade step is missing
+                or fails, or the cursor does not fit the cursor type.
+        """
+        envelope = parse(data, self.key, self.store)
+        record = raw_record(envelope, self.key, self.store)
+        raw = self._upgraded(record.cursor, record.version)
+        try:
+            cursor = self.converter.structure(raw, self.cursor_type)
+        except Exception as exc:
+            raise CursorTypeError(
+                f"The stored cursor of job {self.key!r} in {self.store!r} is {raw!r}, which is not "
+                f"a valid {self._type_name} ({exc}). If the cursor type changed, bump version= "
+                f"and give an upgrade= function; otherwise reset it with "
+                f"{reset_hint(self.store, self.key)}, or run with on_corrupt='quarantine'."
+            ) from exc
+        return Record(
+            key=record.key,
+            cursor=cursor,
+            status=record.status,
+            seq=record.seq,
+            owner=record.owner,
+            updated_at=record.updated_at,
+            version=self.version,
+        )
+
+    def _upgraded(self, raw: Any, version: int) -> Any:
+        if version > self.version:
+            raise NewerRecordError(
+                f"The record of job {self.key!r} in {self.store!r} has cursor version {version}, "
+                f"newer than this code's version={self.version}. It was left untouched; run the "
+                "newer code, or reset the key if you really mean to go back."
+            )
+        while version < self.version:
+            step = self.upgrade.get(version)
+            if step is None:
+                raise CursorTypeError(
+                    f"The record of job {self.key!r} in {self.store!r} has cursor version "
+                    f"{version}, but upgrade= has no function for {version} -> {version + 1}. "
+                    f"Add upgrade={{{version}: fn}} to the job."
+                )
+            try:
+                raw = step(raw)
+            except Exception as exc:
+                raise CursorTypeError(
+                    f"Upgrading the cursor of job {self.key!r} from version {version} to "
+                    f"{version + 1} failed on {raw!r}: {exc}. The record was left untouched."
+                ) from exc
+            version += 1
+        return raw

@@ -1,0 +1,1 @@
+"""The pytest plugin that installing resumable registers: fixtures for testing jobs."""

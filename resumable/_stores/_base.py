@@ -1,0 +1,64 @@
+"""The `Store` protocol: what a cursor store adapter implements."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from resumable._errors import InvalidKeyError
+
+Guard = Callable[[bytes | None], None]
+"""Called by `Store.save` with the bytes currently stored under the key (``None`` if absent).
+
+It raises to veto the write; the store then writes nothing and lets the exception propagate.
+"""
+
+KEY_PATTERN = re.compile(r"[a-zA-Z0-9!\-_.'()]{1,256}")
+"""Keys every store accepts: the Apify key-value store's rule, the strictest we support."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """One JSON record per key: load it, save it, delete it, list the keys.
+
+    Records are opaque bytes to a store. Raise whatever the backend raises on failure:
+    resumable retries transient errors and wraps the last one in `StoreError`.
+    """
+
+    async def load(self, key: str) -> bytes | None:
+        """Return the record stored under *key*, or ``None`` if there is none."""
+        ...
+
+    async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
+        """Store *data* under *key*, replacing any previous record whole.
+
+        A crash must leave either the previous record or the new one, never a mix. When
+        *guard* is given, call it with the current record first and write nothing if it
+        raises; do the two atomically if the backend allows it, and document the gap if not.
+        """
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Forget the record under *key*; do nothing if there is none."""
+        ...
+
+    async def keys(self) -> list[str]:
+        """Return the keys that have a record, sorted."""
+        ...
+
+
+def check_key(key: object, store: object = None) -> str:
+    """Return *key* if every store accepts it.
+
+    Raises:
+        InvalidKeyError: It is not a string of 1 to 256 characters from ``a-zA-Z0-9!-_.'()``.
+    """
+    if isinstance(key, str) and KEY_PATTERN.fullmatch(key):
+        return key
+    where = f" for {store!r}" if store is not None else ""
+    raise InvalidKeyError(
+        f"Key {key!r} is not valid{where}: a key is 1 to 256 characters from a-z, A-Z, 0-9 "
+        "and !-_.'() (the Apify key-value store's rule). Pass key= with such a string, "
+        "or a function of the job's arguments that returns one."
+    )
