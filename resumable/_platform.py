@@ -1,0 +1,191 @@
+"""`PlatformEvents`: a stand-in for the Apify platform's events websocket, for testing Actors.
+
+On the platform, an Actor's SDK connects to a websocket (``ACTOR_EVENTS_WEBSOCKET_URL``) and
+receives JSON messages such as ``{"name": "migrating", "data": {"timeRemainingSecs": 20}}``.
+`PlatformEvents` serves that websocket on 127.0.0.1, so a test can run a real Actor (the real
+Apify SDK, usually in a child process) and send it ``migrating``, ``aborting`` or
+``persistState`` when it wants to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+if TYPE_CHECKING:
+    from apify.storage_clients import SmartApifyStorageClient
+
+__all__ = ["PlatformEvents", "local_storage_client"]
+
+
+class PlatformEvents:
+    """The platform's events websocket, served on 127.0.0.1 for the length of an ``async with``.
+
+    Run your Actor in a child process with the environment from `env`, wait until its SDK has
+    connected, then send it the events you want to test against::
+
+        async with PlatformEvents() as platform:
+            child = subprocess.Popen([sys.executable, "-m", "my_actor"],
+                                     env=os.environ | platform.env(tmp_path / "storage"))
+            await platform.connected()
+            await platform.send("migrating", {"timeRemainingSecs": 20})
+            ...  # check the Actor's key-value store, kill the child, start it again
+
+    `env` has two flavours. ``at_home=True`` (the default) makes the SDK believe it runs on the
+    platform, as it does in production: it connects to this websocket on its own. The Actor
+    must then keep its storage local, by calling ``service_locator.set_storage_client(
+    local_storage_client())`` before ``async with Actor:`` (see `local_storage_client`).
+    ``at_home=False`` keeps the SDK local; the Actor must then install an ``ApifyEventManager``
+    itself (``service_locator.set_event_manager(ApifyEventManager(Configuration()))``), which
+    runs the same websocket code. Either way the Apify API is pointed at a closed loopback
+    port, so any API call the Actor makes fails at once and loudly instead of reaching the
+    real platform.
+    """
+
+    def __init__(self) -> None:
+        self._server: Server | None = None
+        self._clients: set[ServerConnection] = set()
+        self._connections = 0
+        self._changed = asyncio.Condition()
+
+    def __repr__(self) -> str:
+        where = self.url if self._server is not None else "not started"
+        return f"PlatformEvents({where}, {len(self._clients)} connected)"
+
+    async def __aenter__(self) -> Self:
+        self._server = await serve(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        """The websocket URL the SDK connects to, ``ws://127.0.0.1:PORT``."""
+        if self._server is None:
+            raise RuntimeError("PlatformEvents is not running: use it as `async with`.")
+        host, port = next(iter(self._server.sockets)).getsockname()[:2]
+        return f"ws://{host}:{port}"
+
+    @property
+    def clients(self) -> int:
+        """How many SDKs are connected right now."""
+        return len(self._clients)
+
+    @property
+    def connections(self) -> int:
+        """How many connections were accepted since the server started (a restart adds one)."""
+        return self._connections
+
+    async def connected(self, timeout: float = 10.0, *, count: int = 1) -> None:
+        """Wait until *count* connections have been accepted since the server started.
+
+        Pass ``count=2`` to wait for an Actor that was killed and started again.
+
+        Raises:
+            TimeoutError: Fewer connections arrived within *timeout* seconds.
+        """
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(lambda: self._connections >= count)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self!r}: {self._connections} of {count} connection(s) within {timeout} s. "
+                "Is the child's environment from env(), and does it enter `async with Actor:`?"
+            ) from None
+
+    async def send(self, name: str, data: dict[str, Any] | None = None) -> int:
+        """Send the event ``{"name": name, "data": data}`` to every connected SDK.
+
+        Returns:
+            How many SDKs it was sent to.
+
+        Raises:
+            RuntimeError: No SDK is connected, so the event would go nowhere.
+        """
+        if not self._clients:
+            raise RuntimeError(f"{self!r}: no Actor is connected to send {name!r} to.")
+        message = json.dumps({"name": name, "data": data or {}})
+        clients = list(self._clients)
+        await asyncio.gather(*(client.send(message) for client in clients))
+        return len(clients)
+
+    def env(self, storage_dir: str | os.PathLike[str], *, at_home: bool = True) -> dict[str, str]:
+        """Return the environment variables that connect a child's Actor to this stand-in.
+
+        Args:
+            storage_dir: The Actor's local storage directory (``CRAWLEE_STORAGE_DIR``); the
+                default storages are not purged at start, so a restarted child sees what the
+                killed one left, as after a migration on the platform.
+            at_home: Make the SDK believe it runs on the platform (see the class docstring).
+        """
+        api = f"http://127.0.0.1:{_closed_port()}"
+        env = {
+            "APIFY_ACTOR_EVENTS_WS_URL": self.url,
+            "ACTOR_EVENTS_WEBSOCKET_URL": self.url,
+            "APIFY_API_BASE_URL": api,
+            "APIFY_API_PUBLIC_BASE_URL": api,
+            "CRAWLEE_STORAGE_DIR": str(Path(storage_dir)),
+            "CRAWLEE_PURGE_ON_START": "false",
+            "APIFY_IS_AT_HOME": "1" if at_home else "0",
+        }
+        if at_home:
+            env |= {
+                "APIFY_TOKEN": "stand-in-token",
+                "ACTOR_RUN_ID": "stand-in-run",
+                "ACTOR_ID": "stand-in-actor",
+                "ACTOR_DEFAULT_KEY_VALUE_STORE_ID": "default",
+                "ACTOR_DEFAULT_DATASET_ID": "default",
+                "ACTOR_DEFAULT_REQUEST_QUEUE_ID": "default",
+                "APIFY_ACTOR_PRICING_INFO": json.dumps({"pricingModel": "FREE"}),
+                "APIFY_CHARGED_ACTOR_EVENT_COUNTS": json.dumps({"stand-in": 0}),
+            }
+        return env
+
+    async def _serve(self, connection: ServerConnection) -> None:
+        async with self._changed:
+            self._clients.add(connection)
+            self._connections += 1
+            self._changed.notify_all()
+        try:
+            await connection.wait_closed()
+        finally:
+            async with self._changed:
+                self._clients.discard(connection)
+                self._changed.notify_all()
+
+
+def local_storage_client() -> SmartApifyStorageClient:
+    """Return a storage client that keeps an "at home" Actor's storages on the local disk.
+
+    Install it before ``async with Actor:`` with
+    ``crawlee.service_locator.set_storage_client(local_storage_client())``: at home, the SDK
+    would otherwise open its storages through the Apify API.
+    """
+    from apify.storage_clients import FileSystemStorageClient, SmartApifyStorageClient  # noqa: PLC0415
+
+    local = FileSystemStorageClient()
+    return SmartApifyStorageClient(cloud_storage_client=local, local_storage_client=local)
+
+
+def _closed_port() -> int:
+    """Return a loopback port that nothing listens on (it was free a moment ago)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
