@@ -26,6 +26,10 @@ STORE_FACTORIES: dict[str, StoreFactory] = {
 }
 """Every store the contract runs over; the Apify stores add themselves in test_apify_store.py."""
 
+from _apify_stores import APIFY_STORE_FACTORIES  # noqa: E402 - beside the list it extends
+
+STORE_FACTORIES.update(APIFY_STORE_FACTORIES)
+
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
 async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:

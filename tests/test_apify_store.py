@@ -1,0 +1,247 @@
+"""`ApifyStore`: what it adds to the store contract on Crawlee's key-value stores."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import pytest
+from _apify_stores import APIFY_STORE_FACTORIES, unique_name
+from crawlee import service_locator
+from crawlee.configuration import Configuration
+from crawlee.storage_clients import FileSystemStorageClient, MemoryStorageClient
+from crawlee.storage_clients._file_system import FileSystemKeyValueStoreClient
+from crawlee.storages import KeyValueStore
+
+from resumable import ResumableWarning, job
+from resumable import apify as resumable_apify
+from resumable.apify import ApifyStore
+
+RECORD = {"resumable": 1, "key": "k", "cursor": 7, "status": "running", "seq": 1}
+
+
+def encoded(record: dict[str, object]) -> bytes:
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+@pytest.fixture(params=sorted(APIFY_STORE_FACTORIES))
+async def apify_store(request: pytest.FixtureRequest, tmp_path: Path) -> ApifyStore:
+    """`ApifyStore` over each Crawlee backend in turn, empty."""
+    store = await APIFY_STORE_FACTORIES[request.param](tmp_path)
+    assert isinstance(store, ApifyStore)
+    return store
+
+
+async def test_records_are_json_for_the_console(apify_store: ApifyStore) -> None:
+    """A record reads back through Crawlee as a JSON object with content type application/json."""
+    await apify_store.save("job-1", encoded(RECORD))
+    kvs = await apify_store.open()
+
+    record = await kvs._client.get_value(key="job-1")
+
+    assert record is not None
+    assert "application/json" in record.content_type
+    assert RECORD == record.value
+    assert RECORD == json.loads(await apify_store.load("job-1") or b"")
+
+
+async def test_bytes_that_are_not_json_round_trip(apify_store: ApifyStore) -> None:
+    """A quarantined record (any bytes) is kept byte for byte, as a binary record."""
+    data = b"\xff{not json"
+    await apify_store.save("job-1.corrupt-1", data)
+
+    assert data == await apify_store.load("job-1.corrupt-1")
+
+
+async def test_keys_lists_only_resumable_records(apify_store: ApifyStore) -> None:
+    """Other records in the key-value store (INPUT, OUTPUT, ...) are not listed as jobs."""
+    kvs = await apify_store.open()
+    await kvs.set_value("OUTPUT", {"items": 3})
+    await kvs.set_value("notes", "plain text")
+    await apify_store.save("b-job", encoded(RECORD))
+    await apify_store.save("a-job", encoded(RECORD))
+
+    assert ["a-job", "b-job"] == await apify_store.keys()
+
+
+async def test_guard_sees_the_current_record_and_can_veto(apify_store: ApifyStore) -> None:
+    """The guard gets the stored record; when it raises, the store keeps the old one."""
+    await apify_store.save("job-1", encoded(RECORD))
+    seen: list[bytes | None] = []
+
+    def veto(current: bytes | None) -> None:
+        seen.append(current)
+        raise RuntimeError("taken over")
+
+    with pytest.raises(RuntimeError, match="taken over"):
+        await apify_store.save("job-1", encoded({**RECORD, "seq": 2}), guard=veto)
+
+    assert [RECORD] == [json.loads(s or b"") for s in seen]
+    assert RECORD == json.loads(await apify_store.load("job-1") or b"")
+
+
+async def test_a_job_resumes_from_each_backend(apify_store: ApifyStore) -> None:
+    """A job interrupted after some cursors starts again where it stopped, on every backend."""
+    async with job("backfill", cursor=0, store=apify_store, triggers=[]) as first:
+        for i in range(first.cursor, 5):
+            first.advance(i + 1)
+
+    async with job("backfill", cursor=0, store=apify_store, triggers=[]) as second:
+        resumed_at = second.cursor
+
+    assert 5 == resumed_at
+
+
+async def local_store(tmp_path: Path) -> tuple[ApifyStore, FileSystemKeyValueStoreClient]:
+    store = ApifyStore.local(tmp_path / "storage")
+    kvs = await store.open()
+    client = kvs._client
+    assert isinstance(client, FileSystemKeyValueStoreClient)
+    return store, client
+
+
+async def fresh_crawlee_client(tmp_path: Path) -> FileSystemKeyValueStoreClient:
+    """A new Crawlee client on the same directory, as another process would open it."""
+    return await FileSystemKeyValueStoreClient.open(
+        id=None,
+        name=None,
+        alias=None,
+        configuration=Configuration(storage_dir=str(tmp_path / "storage")),
+    )
+
+
+async def test_direct_writes_read_back_through_crawlee(tmp_path: Path) -> None:
+    """Records written the short way are what Crawlee's own client reads and lists."""
+    store, _ = await local_store(tmp_path)
+    await store.save("job-(1)!", encoded(RECORD))
+    await store.save("job-(1)!", encoded({**RECORD, "seq": 12345}))
+
+    crawlee = await fresh_crawlee_client(tmp_path)
+    record = await crawlee.get_value(key="job-(1)!")
+    listed = [m async for m in crawlee.iterate_keys()]
+
+    assert record is not None
+    assert {**RECORD, "seq": 12345} == record.value
+    assert "application/json; charset=utf-8" == record.content_type
+    assert [("job-(1)!", record.size)] == [(m.key, m.size) for m in listed]
+    assert await crawlee.record_exists(key="job-(1)!")
+
+
+async def test_records_written_by_crawlee_load_the_short_way(tmp_path: Path) -> None:
+    """A record Crawlee wrote (e.g. by an older version) loads through the direct path."""
+    store, client = await local_store(tmp_path)
+    await client.set_value(key="job-1", value=RECORD)
+
+    assert RECORD == json.loads(await store.load("job-1") or b"")
+    assert ["job-1"] == await store.keys()
+
+
+async def test_delete_removes_the_record_and_its_metadata(tmp_path: Path) -> None:
+    """After delete, Crawlee no longer sees the record either."""
+    store, _ = await local_store(tmp_path)
+    await store.save("job-1", encoded(RECORD))
+    await store.delete("job-1")
+
+    crawlee = await fresh_crawlee_client(tmp_path)
+
+    assert not await crawlee.record_exists(key="job-1")
+    assert [] == sorted(p.name for p in crawlee.path_to_kvs.iterdir() if "job" in p.name)
+
+
+async def test_a_local_save_is_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every local save flushes the record file and the directory to the disk."""
+    store, _ = await local_store(tmp_path)
+    await store.save("job-1", encoded(RECORD))
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    await store.save("job-1", encoded({**RECORD, "seq": 2}))
+
+    # The record file and the directory; the metadata is unchanged (same size), so not rewritten.
+    assert 2 == len(synced)
+
+
+async def test_the_guarded_write_holds_the_directory_lock(tmp_path: Path) -> None:
+    """Check and write happen under an exclusive lock, so other resumable writers wait."""
+    store, client = await local_store(tmp_path)
+    held: list[bool] = []
+
+    def guard(current: bytes | None) -> None:
+        fd = os.open(client.path_to_kvs, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.append(True)
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            held.append(False)
+        finally:
+            os.close(fd)
+
+    await store.save("job-1", encoded(RECORD), guard=guard)
+
+    assert [True] == held
+
+
+async def test_leftover_temporary_files_are_invisible(tmp_path: Path) -> None:
+    """A crash between writing the temporary file and renaming it leaves no phantom key."""
+    store, client = await local_store(tmp_path)
+    await store.save("job-1", encoded(RECORD))
+    (client.path_to_kvs / ".job-1.resumable-tmp").write_bytes(b'{"resumable": 1, "seq": 99')
+
+    crawlee = await fresh_crawlee_client(tmp_path)
+
+    assert ["job-1"] == await store.keys()
+    assert ["job-1"] == [m.key async for m in crawlee.iterate_keys()]
+    assert RECORD == json.loads(await store.load("job-1") or b"")
+
+
+async def test_cli_location_names_the_local_storage(tmp_path: Path) -> None:
+    """The default store of local storage can be reset from the command line; others cannot."""
+    store, _ = await local_store(tmp_path)
+    memory = ApifyStore(
+        await KeyValueStore.open(name=unique_name(), storage_client=MemoryStorageClient())
+    )
+    await memory.open()
+
+    assert f"apify:{tmp_path / 'storage'}" == store.cli_location
+    assert memory.cli_location is None
+
+
+async def test_purge_on_start_is_detected_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unnamed local store that Crawlee purges at start warns, once, saying how to resume."""
+    monkeypatch.setattr(resumable_apify, "_warned_purge", False)
+    configuration = Configuration(storage_dir=str(tmp_path / "storage"), purge_on_start=True)
+    kvs = await KeyValueStore.open(
+        configuration=configuration, storage_client=FileSystemStorageClient()
+    )
+    monkeypatch.setattr(service_locator, "get_configuration", lambda: configuration)
+
+    with pytest.warns(ResumableWarning, match="CRAWLEE_PURGE_ON_START=false"):
+        await ApifyStore(kvs).open()
+    await ApifyStore(kvs).open()  # no second warning: filterwarnings=error would raise
+
+
+async def test_a_named_store_is_not_purged_and_does_not_warn(tmp_path: Path) -> None:
+    """Named stores outlive runs, so purge-on-start does not concern them."""
+    configuration = Configuration(storage_dir=str(tmp_path / "storage"), purge_on_start=True)
+    kvs = await KeyValueStore.open(
+        name=unique_name(), configuration=configuration, storage_client=FileSystemStorageClient()
+    )
+
+    await ApifyStore(kvs).open()
+
+
+def test_kvs_and_name_exclude_each_other() -> None:
+    """Passing both a store and a name is a mistake caught at once."""
+    with pytest.raises(TypeError, match="not both"):
+        ApifyStore(object(), name="x")  # type: ignore[arg-type]
