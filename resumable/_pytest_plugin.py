@@ -1,1 +1,68 @@
-"""The pytest plugin that installing resumable registers: fixtures for testing jobs."""
+"""The pytest plugin that installing resumable registers: fixtures for testing jobs.
+
+``memory_store``
+    A fresh `resumable.MemoryStore`, empty.
+``failing_store``
+    A factory of `resumable.testing.FailingStore`: ``failing_store(first=2)`` wraps the test's
+    ``memory_store`` (pass ``inner=`` for another store) and takes the same options.
+``platform_events``
+    A started ``resumable._platform.PlatformEvents``: the Apify platform's events websocket on
+    127.0.0.1, to send a real Actor ``migrating``, ``aborting`` or ``persistState``. Skipped
+    when the ``apify`` extra is not installed.
+
+Nothing of resumable is imported until a fixture is used, so the plugin costs nothing in
+test runs that do not use it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from resumable import MemoryStore
+    from resumable._platform import PlatformEvents
+    from resumable.testing import FailingStore
+
+try:
+    from pytest_asyncio import fixture as _async_fixture
+except ImportError:  # without pytest-asyncio, async fixtures are up to the user's async plugin
+    _async_fixture = pytest.fixture  # type: ignore[assignment]
+
+
+@pytest.fixture
+def memory_store() -> MemoryStore:
+    """A fresh, empty in-memory store."""
+    from resumable import MemoryStore  # noqa: PLC0415 - the plugin loads with every pytest run
+
+    return MemoryStore()
+
+
+@pytest.fixture
+def failing_store(memory_store: MemoryStore) -> Callable[..., FailingStore]:
+    """A factory of stores that fail on purpose, wrapping ``memory_store`` by default.
+
+    Call it with `resumable.testing.FailingStore`'s options: ``failing_store(first=2)``,
+    ``failing_store(every=3)``, ``failing_store(after=0.5)``, ``failing_store(forever=True)``.
+    """
+    from resumable.testing import FailingStore  # noqa: PLC0415 - see memory_store
+
+    return functools.partial(FailingStore, inner=memory_store)
+
+
+@_async_fixture
+async def platform_events() -> AsyncIterator[PlatformEvents]:
+    """A started stand-in of the Apify platform's events websocket.
+
+    Skips the test when the ``apify`` extra (which brings the websocket library) is missing.
+    """
+    reason = "platform_events needs the apify extra: pip install 'resumable[apify]'"
+    pytest.importorskip("apify", reason=reason)
+    pytest.importorskip("websockets", reason=reason)
+    from resumable._platform import PlatformEvents  # noqa: PLC0415 - see memory_store
+
+    async with PlatformEvents() as platform:
+        yield platform
