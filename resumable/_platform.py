@@ -22,7 +22,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 if TYPE_CHECKING:
     from apify.storage_clients import SmartApifyStorageClient
 
-__all__ = ["PlatformEvents", "local_storage_client"]
+__all__ = ["PlatformEvents", "local_storage_client", "use_stand_in"]
 
 
 class PlatformEvents:
@@ -43,10 +43,10 @@ class PlatformEvents:
     must then keep its storage local, by calling ``service_locator.set_storage_client(
     local_storage_client())`` before ``async with Actor:`` (see `local_storage_client`).
     ``at_home=False`` keeps the SDK local; the Actor must then install an ``ApifyEventManager``
-    itself (``service_locator.set_event_manager(ApifyEventManager(Configuration()))``), which
-    runs the same websocket code. Either way the Apify API is pointed at a closed loopback
-    port, so any API call the Actor makes fails at once and loudly instead of reaching the
-    real platform.
+    itself, which runs the same websocket code. `use_stand_in`, called in the child before
+    ``async with Actor:``, does what either flavour needs. Either way the Apify API is pointed
+    at a closed loopback port, so any API call the Actor makes fails at once and loudly
+    instead of reaching the real platform.
     """
 
     def __init__(self) -> None:
@@ -168,6 +168,32 @@ class PlatformEvents:
             async with self._changed:
                 self._clients.discard(connection)
                 self._changed.notify_all()
+
+
+def use_stand_in() -> None:
+    """Prepare this process's Actor for the stand-in whose `PlatformEvents.env` it runs with.
+
+    Call it before ``async with Actor:``. At home, it keeps the storages on the local disk;
+    not at home, it installs an ``ApifyEventManager`` so that the SDK still connects to the
+    events websocket. Without ``APIFY_ACTOR_EVENTS_WS_URL`` in the environment it does
+    nothing, so an Actor can call it unconditionally in a test-only entry point.
+    """
+    from apify import Configuration  # noqa: PLC0415
+    from apify.events import ApifyEventManager  # noqa: PLC0415
+    from crawlee import service_locator  # noqa: PLC0415
+
+    if not os.environ.get("APIFY_ACTOR_EVENTS_WS_URL"):
+        return
+    configuration = Configuration()
+    service_locator.set_configuration(configuration)
+    if configuration.is_at_home:
+        service_locator.set_storage_client(local_storage_client())
+    else:
+        service_locator.set_event_manager(
+            ApifyEventManager(
+                configuration, persist_state_interval=configuration.persist_state_interval
+            )
+        )
 
 
 def local_storage_client() -> SmartApifyStorageClient:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 try:
     from apify import Actor
+    from apify.log import ActorLogFormatter
     from crawlee import service_locator
     from crawlee.configuration import Configuration
     from crawlee.events import Event, EventManager, EventMigratingData, EventPersistStateData
@@ -83,7 +84,25 @@ def actor_defaults() -> tuple[ApifyStore, list[Trigger]] | None:
     """
     if not actor_is_running():
         return None
+    _log_like_the_actor()
     return ApifyStore(), [ApifyEvents(), ApifyStatus()]
+
+
+def _log_like_the_actor() -> None:
+    """Show resumable's log lines in the Actor's log, formatted as the SDK's own.
+
+    The SDK configures only its own loggers, so without this a job's "resuming from ..."
+    lines would go nowhere. Logging the user configured is left alone.
+    """
+    ours = logging.getLogger("resumable")
+    if ours.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(ActorLogFormatter())
+    ours.addHandler(handler)
+    if ours.level == logging.NOTSET:
+        ours.setLevel(logging.INFO)
+    ours.propagate = False
 
 
 class ApifyStore:
