@@ -85,14 +85,16 @@ class Run(Generic[C]):
 
     async def _watch(self) -> AsyncGenerator[C, None]:
         job, start = self._begin()
-        async with job:
-            generator = start(job.cursor)
-            try:
-                async for cursor in job.watch(generator):
-                    yield cursor
-            finally:
-                await generator.aclose()
-        self.outcome = job.outcome
+        try:
+            async with job:
+                generator = start(job.cursor)
+                try:
+                    async for cursor in job.watch(generator):
+                        yield cursor
+                finally:
+                    await generator.aclose()
+        finally:
+            self.outcome = job.outcome
 
 
 class JobFunction(Generic[P, C]):

@@ -50,6 +50,7 @@ SAVE_TIMEOUT = 10.0
 """How long one save keeps retrying a failing store before giving up."""
 
 _NEVER = sys.maxsize
+_BACKOFF = tenacity.wait_exponential(multiplier=0.02, max=1.0) + tenacity.wait_random(0, 0.02)
 _CLAIM_ATTEMPTS = 5
 
 
@@ -330,11 +331,13 @@ class Job(Generic[C]):
 
     async def abort(self, reason: str = "aborted") -> None:
         """Persist, stop the job's work (its ``finally`` blocks run) and end it ``"aborted"``."""
-        if self.aborting or not self._started or self._closing:
+        if self.aborting or not self._started:
             return
         self.aborting = True
         self._stop()
         self._unpark.set()
+        if self._closing:
+            return  # the run is ending already (or parked): its last write says "aborted"
         log.info("job %r: %s, saving cursor %r and stopping", self.key, reason, self.cursor)
         try:
             await self._persist("aborted", timeout=SAVE_TIMEOUT, urgent=True)
@@ -411,6 +414,7 @@ class Job(Generic[C]):
         if status == "running" and self._failure is None:
             await self._park()
             status = "aborted"
+            await self._finish(status, raising=False)
         self.outcome = Outcome(
             key=self.key,
             status="aborted" if status != "completed" else "completed",
@@ -667,7 +671,7 @@ class Job(Generic[C]):
             stop = stop | _Preempted(preempted)
         retrying = tenacity.AsyncRetrying(
             stop=stop,
-            wait=tenacity.wait_exponential_jitter(initial=0.02, max=1.0, jitter=0.05),
+            wait=_BACKOFF,
             retry=tenacity.retry_if_not_exception_type((ResumableError, _ClaimConflictError)),
             reraise=True,
         )

@@ -1,0 +1,67 @@
+"""Small test doubles and polling helpers shared by the core's tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from resumable import MemoryStore
+from resumable._stores import Guard
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll *predicate* on the event loop until it holds, or fail after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.001)
+
+
+def poll(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Poll *predicate* (blocking) until it holds, or fail after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.005)
+
+
+class CountingStore(MemoryStore):
+    """A MemoryStore that records every write and can hold writes at a gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.gate: asyncio.Event | None = None
+
+    async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            await super().save(key, data, guard=guard)
+            self.writes.append(data)
+        finally:
+            self.in_flight -= 1
+
+
+class FlakyStore(MemoryStore):
+    """A MemoryStore whose first *failures* writes raise, then works (or never, with -1)."""
+
+    def __init__(self, failures: int, error: Exception | None = None) -> None:
+        super().__init__()
+        self.failures = failures
+        self.attempts = 0
+        self.error = error or ConnectionError("store unreachable")
+
+    async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
+        self.attempts += 1
+        if self.failures != 0:
+            self.failures -= 1
+            raise self.error
+        await super().save(key, data, guard=guard)
