@@ -144,7 +144,9 @@ class _Harness(Generic[C]):
             "converter": options.get("converter") or make_converter(),
         }
         self.effects = effects
-        self.name = f"job {self.key!r} ({fn.__qualname__})"
+        self.name = f"job {self.key!r}"
+        if fn.__name__ not in self.key:
+            self.name += f" ({fn.__name__})"
 
     def job(self, store: Store) -> Job[C]:
         options = {**self.options, "store": store}
