@@ -1,0 +1,174 @@
+"""`ApifyEvents`, `actor_defaults` and the `PlatformEvents` stand-in, in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import pytest
+from crawlee.events import (
+    Event,
+    EventAbortingData,
+    EventManager,
+    EventMigratingData,
+    EventPersistStateData,
+)
+from websockets.asyncio.client import connect
+
+from resumable import MemoryStore, job
+from resumable._platform import PlatformEvents
+from resumable.apify import ApifyEvents, actor_defaults, actor_is_running
+
+if TYPE_CHECKING:
+    from resumable import Job
+
+
+class RecordingJob:
+    """Stands in for a `Job`: records which control a trigger used."""
+
+    key = "recorded"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def request_save(self) -> None:
+        self.calls.append(("request_save", None))
+
+    async def migrate(self, timeout: float | None = None) -> None:
+        self.calls.append(("migrate", timeout))
+
+    async def abort(self, reason: str = "aborted") -> None:
+        self.calls.append(("abort", reason))
+
+
+async def emitted(events: EventManager, event: Event, data: Any) -> None:
+    events.emit(event=event, event_data=data)
+    await events.wait_for_all_listeners_to_complete()
+
+
+async def test_each_platform_event_drives_its_job_control() -> None:
+    """migrating -> migrate within the budget, persistState -> request_save (not the copy
+    that accompanies a migration), aborting -> abort."""
+    recording = RecordingJob()
+    async with EventManager() as events:
+        detach = ApifyEvents(event_manager=events).attach(cast("Job[Any]", recording))
+        # The manager emits one persistState as it starts: let it arrive, then start clean.
+        deadline = time.monotonic() + 5
+        while not recording.calls:
+            assert time.monotonic() < deadline, "the manager's first persistState never came"
+            await asyncio.sleep(0.005)
+        recording.calls.clear()
+        migrating = EventMigratingData.model_validate({"timeRemainingSecs": 20})
+        await emitted(events, Event.MIGRATING, migrating)
+        await emitted(events, Event.PERSIST_STATE, EventPersistStateData(is_migrating=True))
+        await emitted(events, Event.PERSIST_STATE, EventPersistStateData(is_migrating=False))
+        await emitted(events, Event.ABORTING, EventAbortingData())
+        detach()
+
+    assert ["migrate", "request_save", "abort"] == [name for name, _ in recording.calls]
+    assert 18.0 == recording.calls[0][1]
+    assert "aborting" in str(recording.calls[2][1])
+
+
+@pytest.mark.parametrize(
+    ("remaining", "budget"),
+    [(None, 4.0), (20, 18.0), (60, 58.0), (3, 1.5), (0, 0.5)],
+)
+def test_the_migration_budget_keeps_a_safety_margin(remaining: int | None, budget: float) -> None:
+    """The save may take the time left minus 2 s (at least half of it), 4 s when unknown."""
+    left = None if remaining is None else timedelta(seconds=remaining)
+
+    assert budget == ApifyEvents().budget(left)
+
+
+async def test_two_jobs_listen_side_by_side_and_leave_cleanly() -> None:
+    """Each job has its own listeners: one ending removes only its own, and a job that ended
+    leaves nothing behind."""
+    async with EventManager() as events:
+
+        def listeners(event: Event) -> int:
+            return len(events._listeners_to_wrappers.get(event, {}))
+
+        store = MemoryStore()
+        triggers = [ApifyEvents(event_manager=events)]
+        async with job("a", cursor=0, store=store, triggers=triggers) as a:
+            async with job("b", cursor=0, store=store, triggers=triggers) as b:
+                b.advance(2)
+                during = [listeners(e) for e in (Event.MIGRATING, Event.PERSIST_STATE)]
+            after_b = [listeners(e) for e in (Event.MIGRATING, Event.PERSIST_STATE)]
+            a.advance(1)
+            await emitted(events, Event.PERSIST_STATE, EventPersistStateData(is_migrating=False))
+            deadline = time.monotonic() + 5
+            while (await store.load("a") or b"").find(b'"cursor":1') < 0:
+                assert time.monotonic() < deadline, "persistState did not save job a"
+                await asyncio.sleep(0.005)
+        after_a = [listeners(e) for e in (Event.MIGRATING, Event.PERSIST_STATE, Event.ABORTING)]
+
+    assert [2, 2] == during
+    assert [1, 1] == after_b
+    assert [0, 0, 0] == after_a
+
+
+async def test_a_job_is_not_saved_periodically_by_its_own_timer() -> None:
+    """`ApifyEvents` tells the engine that persistState drives periodic saves (they cost money
+    on the platform), so no timer of its own runs unless interval= is given."""
+    async with (
+        EventManager() as events,
+        job("a", cursor=0, store=MemoryStore(), triggers=[ApifyEvents(event_manager=events)]) as a,
+    ):
+        interval = a.interval
+
+    assert interval is None
+
+
+async def test_outside_an_actor_apify_events_says_how_to_use_it() -> None:
+    """Without a running Actor (and no event manager given) the job refuses to start."""
+    with pytest.raises(RuntimeError, match="async with Actor"):
+        async with job("a", cursor=0, store=MemoryStore(), triggers=[ApifyEvents()]):
+            pass
+
+
+def test_outside_an_actor_there_are_no_actor_defaults() -> None:
+    """The core defaults apply when no Actor is running."""
+    assert not actor_is_running()
+    assert actor_defaults() is None
+
+
+async def test_the_stand_in_delivers_events_to_a_connected_client() -> None:
+    """`PlatformEvents.send` reaches every connected SDK as the platform's JSON message."""
+    async with PlatformEvents() as platform, connect(platform.url) as client:
+        await platform.connected(timeout=5)
+        sent_to = await platform.send("migrating", {"timeRemainingSecs": 20})
+        message = json.loads(await client.recv())
+
+    assert 1 == sent_to
+    assert {"name": "migrating", "data": {"timeRemainingSecs": 20}} == message
+
+
+async def test_the_stand_in_refuses_to_send_into_the_void() -> None:
+    """An event sent before any Actor connected is an error, not a silent no-op."""
+    async with PlatformEvents() as platform:
+        with pytest.raises(RuntimeError, match="no Actor is connected"):
+            await platform.send("aborting")
+        with pytest.raises(TimeoutError, match="0 of 1 connection"):
+            await platform.connected(timeout=0.05)
+
+
+async def test_the_stand_in_environment_keeps_the_actor_off_the_real_platform(
+    tmp_path: Path,
+) -> None:
+    """The environment points the SDK at the stand-in, its API at a closed port, and keeps
+    local storage unpurged."""
+    async with PlatformEvents() as platform:
+        home = platform.env(tmp_path)
+        away = platform.env(tmp_path, at_home=False)
+
+    assert home["APIFY_ACTOR_EVENTS_WS_URL"].startswith("ws://127.0.0.1:")
+    assert home["APIFY_API_BASE_URL"].startswith("http://127.0.0.1:")
+    assert ("1", "0") == (home["APIFY_IS_AT_HOME"], away["APIFY_IS_AT_HOME"])
+    assert "false" == home["CRAWLEE_PURGE_ON_START"]
+    assert "pricingModel" in json.loads(home["APIFY_ACTOR_PRICING_INFO"])
