@@ -1,0 +1,421 @@
+"""The command line, run through its real entry points on state files written by real jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import subprocess
+import sys
+import textwrap
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = shutil.which("resumable", path=str(Path(sys.executable).parent))
+
+JOB = textwrap.dedent(
+    """
+    import asyncio, sys
+    from resumable import FileStore, resumable
+
+    store, key, stop, fail_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+    @resumable(key=key, store=FileStore(store), interval=None)
+    async def count(*, cursor: int = 0):
+        for i in range(cursor, stop):
+            if i == fail_at:
+                raise RuntimeError("boom")
+            yield i + 1
+
+    async def main() -> None:
+        try:
+            outcome = await count()
+        except RuntimeError:
+            print("failed")
+        else:
+            print(outcome.resumed_from, outcome.cursor)
+
+    asyncio.run(main())
+    """
+)
+
+# A job whose cursor type no longer fits an int record: quarantine moves that record aside.
+RETYPED_JOB = textwrap.dedent(
+    """
+    import asyncio, sys
+    from resumable import FileStore, resumable
+
+    @resumable(key=sys.argv[2], store=FileStore(sys.argv[1]), on_corrupt="quarantine")
+    async def count(*, cursor: tuple[int, str] = (0, "")):
+        yield (cursor[0] + 1, "b")
+
+    async def main() -> None:
+        await count()
+
+    asyncio.run(main())
+    """
+)
+
+
+def run_job(store: Path, key: str, stop: int, *, fail_at: int = -1) -> str:
+    """Run the counting job in a child process; return what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-c", JOB, str(store), key, str(stop), str(fail_at)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def cli(
+    *args: str, stdin: bytes | None = None, script: bool = False
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``python -m resumable ARGS`` (or the installed ``resumable`` script)."""
+    command = [SCRIPT] if script and SCRIPT else [sys.executable, "-m", "resumable"]
+    return subprocess.run(
+        [*command, *args],
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[bytes]) -> str:
+    """Check that *result* failed with one line on stderr and nothing on stdout; return it."""
+    assert result.returncode == 1, result
+    assert result.stdout == b""
+    lines = result.stderr.decode().splitlines()
+
+    assert 1 == len(lines), lines
+    assert lines[0].startswith("resumable: ")
+    return lines[0]
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    """A FileStore directory with a completed job ("done") and a failed one ("broken")."""
+    store = tmp_path / "state"
+    run_job(store, "done", 5)
+    assert "failed" == run_job(store, "broken", 10, fail_at=3)
+    return store
+
+
+def test_list_shows_every_key_with_status_seq_version_and_age(state: Path) -> None:
+    """`list` prints a table with one row per key: status, seq, version, age and cursor."""
+    result = cli("--store", str(state), "list")
+
+    assert 0 == result.returncode
+    rows = [line.split() for line in result.stdout.decode().splitlines()]
+    assert ["KEY", "STATUS", "SEQ", "VERSION", "AGE", "CURSOR", "NOTE"] == rows[0]
+    assert [["broken", "failed", "2", "1", "0", "s", "3"], ["done", "completed", "2", "1"]] == [
+        rows[1],
+        rows[2][:4],
+    ]
+
+
+def test_list_of_an_empty_store_says_so(tmp_path: Path) -> None:
+    """An empty store directory is not an error: `list` says there is nothing in it."""
+    (tmp_path / "empty").mkdir()
+
+    result = cli("--store", str(tmp_path / "empty"), "list")
+
+    assert (0, f"No records in {tmp_path / 'empty'}.\n") == (
+        result.returncode,
+        result.stdout.decode(),
+    )
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "done"], ["reset", "done", "--yes"]])
+def test_a_missing_store_fails_with_one_line(tmp_path: Path, command: list[str]) -> None:
+    """A store directory that does not exist fails every command, and creates nothing."""
+    missing = tmp_path / "nowhere"
+
+    line = one_line_error(cli("--store", str(missing), *command))
+
+    assert f"no store at {missing}" in line
+    assert not missing.exists()
+
+
+def test_default_store_is_dot_resumable_in_the_working_directory(tmp_path: Path) -> None:
+    """Without --store the CLI reads ``.resumable``, where jobs write by default."""
+    run_job(tmp_path / ".resumable", "here", 2)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "resumable", "show", "here", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+
+    assert 2 == json.loads(result.stdout)["cursor"]
+
+
+def test_show_prints_a_readable_table(state: Path) -> None:
+    """`show KEY` prints the cursor, status, seq, owner, version, updated_at and age."""
+    record = json.loads((state / "broken.json").read_bytes())
+
+    result = cli("--store", str(state), "show", "broken")
+
+    assert 0 == result.returncode
+    table = dict(line.split(None, 1) for line in result.stdout.decode().splitlines())
+    assert {
+        "key": "broken",
+        "cursor": "3",
+        "status": "failed",
+        "seq": "2",
+        "owner": record["owner"],
+        "version": "1",
+        "updated_at": datetime.fromisoformat(record["updated_at"]).isoformat(timespec="seconds"),
+        "age": "0 s ago",
+        "store": str(state),
+    } == table
+
+
+def test_show_json_matches_the_record_on_disk(state: Path) -> None:
+    """`show --json` prints one JSON object with the record's fields, for scripts."""
+    record = json.loads((state / "done.json").read_bytes())
+
+    result = cli("--store", str(state), "show", "done", "--json")
+
+    shown = json.loads(result.stdout)
+    fields = ("key", "cursor", "status", "seq", "owner", "updated_at", "version")
+    assert {name: record[name] for name in fields} == {name: shown[name] for name in fields}
+    assert shown["age_seconds"] >= 0
+
+
+def test_the_console_script_is_the_same_command(state: Path) -> None:
+    """The installed ``resumable`` script runs the same command line as ``python -m``."""
+    assert SCRIPT is not None, "the resumable console script is not installed"
+
+    result = cli("--store", str(state), "show", "done", "--json", script=True)
+
+    assert 5 == json.loads(result.stdout)["cursor"]
+
+
+def test_show_of_an_unknown_key_names_the_keys_there(state: Path) -> None:
+    """An unknown key fails with one line that lists the keys the store has."""
+    line = one_line_error(cli("--store", str(state), "show", "nope"))
+
+    assert f"resumable: no record for key 'nope' in {state} (keys there: broken, done)" == line
+
+
+def test_show_of_a_corrupted_record_says_where_it_is_and_leaves_it(state: Path) -> None:
+    """A damaged record fails `show` with one line naming its file, and is left as it was."""
+    path = state / "done.json"
+    path.write_bytes(b'{"resumable": 1, "key": "done"')
+
+    line = one_line_error(cli("--store", str(state), "show", "done"))
+
+    assert "not valid JSON" in line
+    assert f"(file: {path.resolve()})" in line
+    assert f"--store {state} reset done" in line
+    assert b'{"resumable": 1, "key": "done"' == path.read_bytes()
+
+
+def test_list_marks_a_corrupted_record_instead_of_failing(state: Path) -> None:
+    """`list` still lists the other keys when one record is damaged, and marks that one."""
+    (state / "done.json").write_bytes(b"garbage")
+
+    result = cli("--store", str(state), "list")
+
+    assert 0 == result.returncode
+    rows = [line.split() for line in result.stdout.decode().splitlines()[1:]]
+    assert ["broken", "failed"] == rows[0][:2]
+    assert ["done", "unreadable", "damaged:"] == rows[1][:3]
+
+
+def test_reset_with_yes_makes_the_next_run_start_fresh(state: Path) -> None:
+    """`reset KEY --yes` deletes the record; the job's next run has nothing to resume from."""
+    result = cli("--store", str(state), "reset", "broken", "--yes")
+
+    assert 0 == result.returncode
+    assert not (state / "broken.json").exists()
+    assert "None 10" == run_job(state, "broken", 10)
+
+
+def test_reset_without_yes_refuses_when_nobody_can_answer(state: Path) -> None:
+    """Without --yes and with stdin not a terminal, `reset` refuses and changes nothing."""
+    before = (state / "done.json").read_bytes()
+
+    line = one_line_error(cli("--store", str(state), "reset", "done"))
+
+    assert "pass --yes" in line
+    assert before == (state / "done.json").read_bytes()
+
+
+@pytest.mark.parametrize(("answer", "deleted"), [(b"y\n", True), (b"\n", False)])
+def test_reset_asks_on_a_terminal(state: Path, answer: bytes, deleted: bool) -> None:
+    """On a terminal `reset` asks first and deletes only after a yes."""
+    controller, terminal = pty.openpty()
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "resumable", "--store", str(state), "reset", "done"],
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,  # input() writes its prompt to stderr on a terminal
+        )
+        os.close(terminal)
+        terminal = -1
+        prompt = b""
+        while b"[y/N]" not in prompt:
+            chunk = os.read(controller, 1024)  # pytest-timeout bounds this read
+            assert chunk, prompt
+            prompt += chunk
+        os.write(controller, answer)
+        child.wait(timeout=60)
+    finally:
+        os.close(controller)
+        if terminal != -1:
+            os.close(terminal)
+
+    assert b"Forget the state of 'done' (cursor 5)" in prompt
+    assert (deleted, 0 if deleted else 1) == (
+        not (state / "done.json").exists(),
+        child.returncode,
+    )
+
+
+def test_reset_works_on_a_corrupted_record(state: Path) -> None:
+    """`reset` is the way out error messages point to: it must work on an unreadable record."""
+    (state / "done.json").write_bytes(b"garbage")
+
+    result = cli("--store", str(state), "reset", "done", "--yes")
+
+    assert 0 == result.returncode
+    assert not (state / "done.json").exists()
+
+
+def test_export_then_import_brings_a_record_back(state: Path, tmp_path: Path) -> None:
+    """`export` writes the record's bytes; `import` of them restores the resume point."""
+    original = (state / "broken.json").read_bytes()
+    exported = tmp_path / "broken.record"
+
+    assert 0 == cli("--store", str(state), "export", "broken", str(exported)).returncode
+    assert 0 == cli("--store", str(state), "reset", "broken", "--yes").returncode
+    assert 0 == cli("--store", str(state), "import", "broken", str(exported)).returncode
+
+    assert original == exported.read_bytes()
+    assert original == (state / "broken.json").read_bytes()
+    assert "3 10" == run_job(state, "broken", 10)
+
+
+def test_export_and_import_use_stdout_and_stdin(state: Path, tmp_path: Path) -> None:
+    """Without FILE, `export` writes to stdout and `import` reads stdin: a pipe between stores."""
+    other = tmp_path / "other"
+    other.mkdir()
+
+    exported = cli("--store", str(state), "export", "done")
+    imported = cli("--store", str(other), "import", "done", stdin=exported.stdout)
+
+    assert 0 == imported.returncode
+    assert (state / "done.json").read_bytes() == exported.stdout
+    assert exported.stdout == (other / "done.json").read_bytes()
+
+
+def test_import_refuses_what_is_not_a_record(state: Path, tmp_path: Path) -> None:
+    """`import` validates the bytes first: a file that is not a record writes nothing."""
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"cursor": 3}')
+
+    line = one_line_error(cli("--store", str(state), "import", "fresh", str(junk)))
+
+    assert f"{junk} does not hold a resumable record" in line
+    assert not (state / "fresh.json").exists()
+
+
+def test_import_over_a_record_needs_confirmation(state: Path) -> None:
+    """Replacing an existing record is as destructive as a reset: it needs --yes off a terminal."""
+    record = (state / "broken.json").read_bytes()
+
+    refused = cli("--store", str(state), "import", "done", stdin=record)
+    accepted = cli("--store", str(state), "import", "done", "--yes", stdin=record)
+
+    assert "pass --yes" in one_line_error(refused)
+    assert 0 == accepted.returncode
+    assert record == (state / "done.json").read_bytes()
+
+
+def test_restore_moves_a_quarantined_record_back(state: Path) -> None:
+    """A record the job quarantined is listed as such, and `restore` moves it back to its key."""
+    record = (state / "done.json").read_bytes()
+    subprocess.run(
+        [sys.executable, "-c", RETYPED_JOB, str(state), "done"],
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+    (aside,) = [p.stem for p in state.glob("done.corrupt-*.json")]
+
+    listed = cli("--store", str(state), "list").stdout.decode()
+    restored = cli("--store", str(state), "restore", aside, "--yes")
+
+    assert "quarantined" in next(line for line in listed.splitlines() if line.startswith(aside))
+    assert 0 == restored.returncode
+    assert record == (state / "done.json").read_bytes()
+    assert [] == list(state.glob("done.corrupt-*.json"))
+
+
+def test_restore_refuses_a_key_that_is_not_quarantined(state: Path) -> None:
+    """`restore` only takes keys the engine quarantined (KEY.corrupt-TIMESTAMP)."""
+    line = one_line_error(cli("--store", str(state), "restore", "done"))
+
+    assert "'done' is not a quarantined key" in line
+
+
+ACTOR_JOB = textwrap.dedent(
+    """
+    import asyncio
+    from apify import Actor
+    from resumable import resumable
+
+    @resumable(key="actor-job")
+    async def count(*, cursor: int = 0):
+        for i in range(cursor, 7):
+            yield i + 1
+
+    async def main() -> None:
+        async with Actor:
+            await count()
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_apify_location_reads_an_actors_local_storage(tmp_path: Path) -> None:
+    """``--store apify:DIR`` reads what a real Actor run locally left in its default store."""
+    storage = tmp_path / "storage"
+    env = os.environ | {"CRAWLEE_STORAGE_DIR": str(storage), "CRAWLEE_PURGE_ON_START": "false"}
+    subprocess.run(
+        [sys.executable, "-c", ACTOR_JOB], env=env, check=True, timeout=120, capture_output=True
+    )
+
+    listed = cli("--store", f"apify:{storage}", "list")
+    shown = cli("--store", f"apify:{storage}", "show", "actor-job", "--json")
+    reset = cli("--store", f"apify:{storage}", "reset", "actor-job", "--yes")
+    after = cli("--store", f"apify:{storage}", "show", "actor-job")
+
+    assert 0 == listed.returncode, listed.stderr
+    assert ["actor-job", "completed"] == listed.stdout.decode().splitlines()[1].split()[:2]
+    assert ("actor-job", 7, "completed") == tuple(
+        json.loads(shown.stdout)[name] for name in ("key", "cursor", "status")
+    )
+    assert 0 == reset.returncode
+    assert "no record for key 'actor-job'" in one_line_error(after)
+
+
+def test_apify_location_without_storage_fails_with_one_line(tmp_path: Path) -> None:
+    """``apify:DIR`` where DIR holds no local storage fails and creates nothing."""
+    line = one_line_error(cli("--store", f"apify:{tmp_path / 'storage'}", "list"))
+
+    assert "no Apify/Crawlee local storage" in line
+    assert not (tmp_path / "storage").exists()
