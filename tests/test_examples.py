@@ -1,0 +1,108 @@
+"""Every example in examples/ runs as its docstring says, with one command, within a deadline."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import resumable
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+DEADLINE = 60
+
+# Examples that need more than `python examples/NAME.py`, and the test that runs each.
+SPECIAL = {
+    "demo.py": "test_the_demo_* below",
+    "testing_example.py": "tests/test_testing.py (it runs under pytest)",
+}
+
+# What each example prints last when it did its job.
+LAST_LINE = {
+    "backfill.py": "95 of 95 items in the database, 95 writes.",
+    "concurrent_crawl.py": "of them twice, none lost",
+    "custom_store.py": "second run: resumed from 6, completed",
+    "sigterm_worker.py": "next pod: completed at task 30, resumed from 12",
+}
+
+PLAIN = sorted(p.name for p in EXAMPLES.glob("*.py") if p.name not in SPECIAL)
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run ``python ARGS`` the way the examples' docstrings say, within the deadline."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
+    )
+
+
+def test_every_example_is_covered() -> None:
+    """A new example gets an expected last line here, or its own test: none is left unrun."""
+    assert sorted(LAST_LINE) == PLAIN
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_example_runs(name: str) -> None:
+    """``python examples/NAME.py`` from the repository's root exits 0 and tells its story."""
+    if name == "concurrent_crawl.py" and not hasattr(resumable, "concurrently"):
+        pytest.xfail("`concurrently` is not exported from resumable yet")
+
+    result = run(f"examples/{name}")
+
+    assert 0 == result.returncode, result.stderr
+    assert "" == result.stderr
+    assert LAST_LINE[name] in result.stdout.splitlines()[-1]
+
+
+def test_the_demo_stops_twice_and_finishes_without_losing_an_item() -> None:
+    """The README's demo, run as the README says, shows both stops and a full resume."""
+    result = run("examples/demo.py")
+
+    assert 0 == result.returncode, result.stderr
+    assert "" == result.stderr
+    out = result.stdout
+    assert "Resuming at item" in out.split("Run 2")[1]
+    assert "Resuming at item" in out.split("Run 3")[1]
+    assert "==> 40 of 40 items done, none skipped." in out
+
+
+def test_the_demo_step_mode_resumes_after_ctrl_c(tmp_path: Path) -> None:
+    """``demo.py --step`` interrupted by SIGINT (Ctrl-C) continues where it stopped."""
+    child = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "demo.py"), "--step"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        seen = [child.stdout.readline() for _ in range(6)]  # the banner, then items 0 to 4
+        child.send_signal(signal.SIGINT)
+        rest, _ = child.communicate(timeout=DEADLINE)
+    finally:
+        child.kill()
+        child.wait()
+    stopped = rest.splitlines()[-1]
+    saved = int(stopped.split("saved cursor ")[1].split(".")[0])
+
+    again = run(str(EXAMPLES / "demo.py"), "--step", cwd=tmp_path)
+    reset = run(str(EXAMPLES / "demo.py"), "--reset", cwd=tmp_path)
+
+    assert "item 4 done\n" == seen[-1]
+    assert 0 == child.returncode
+    assert stopped.startswith("Stopped; saved cursor ")
+    assert saved >= 5
+    assert f"Resuming at item {saved} (the last run was stopped)." in again.stdout
+    assert "Done: all 40 items." == again.stdout.splitlines()[-1]
+    assert 0 == reset.returncode
+    assert not list((tmp_path / ".resumable").glob("*.json"))
