@@ -6,7 +6,10 @@ import json
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Generic, TypeVar
+from uuid import UUID
 
 import cattrs
 from cattrs.preconf.json import make_converter as _make_json_converter
@@ -15,6 +18,7 @@ from resumable._errors import CorruptStateError, CursorTypeError, ResumableWarni
 from resumable._record import Record, Status
 
 C = TypeVar("C")
+T = TypeVar("T")
 
 FORMAT_MARKER = "resumable"
 """The envelope field that marks a record as ours; its value is the envelope's format version."""
@@ -32,8 +36,25 @@ class NewerRecordError(CursorTypeError):
 
 
 def make_converter() -> cattrs.Converter:
-    """Return a fresh cattrs converter preconfigured for JSON (never the global one)."""
-    return _make_json_converter()
+    """Return a fresh cattrs converter preconfigured for JSON (never the global one).
+
+    On top of cattrs' JSON preset it knows `uuid.UUID`, `decimal.Decimal` and
+    `pathlib.PurePath`, which cursors commonly hold and JSON has no type for.
+    """
+    converter = _make_json_converter()
+    for cls in (UUID, Decimal, PurePosixPath, PureWindowsPath, Path):
+        converter.register_unstructure_hook(cls, str)
+        converter.register_structure_hook(cls, _from_string(cls))
+    return converter
+
+
+def _from_string(cls: Callable[[str], T]) -> Callable[[Any, Any], T]:
+    def structure(value: Any, _: Any) -> T:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string for {cls!r}, got {value!r}")
+        return cls(value)
+
+    return structure
 
 
 def reset_hint(store: object, key: str) -> str:
@@ -152,6 +173,29 @@ class Codec(Generic[C]):
                 "type, or pass a cattrs converter that knows the type with converter=."
             ) from exc
         return raw
+
+    def check(self, cursor: C) -> None:
+        """Check that *cursor* survives the trip to JSON and back as the cursor type.
+
+        Raises:
+            CursorTypeError: It does not (a value of another type, say).
+        """
+        raw = self.unstructure(cursor)
+        try:
+            back = self.converter.structure(raw, self.cursor_type)
+        except Exception as exc:
+            raise CursorTypeError(
+                f"Job {self.key!r} yielded {cursor!r} ({type(cursor).__name__}), which does "
+                f"not come back from JSON as a {self._type_name}: {exc}. Yield values of the "
+                "cursor type (the annotation of `cursor`), or fix the annotation."
+            ) from exc
+        # Only types with a value equality can be compared; others passed the structure step.
+        if type(back).__eq__ is not object.__eq__ and back != cursor:
+            raise CursorTypeError(
+                f"Job {self.key!r} yielded {cursor!r} ({type(cursor).__name__}), which comes "
+                f"back from JSON as {back!r}. Yield values of the cursor type "
+                f"({self._type_name}), or fix the annotation of `cursor`."
+            )
 
     def encode(self, cursor: C, *, status: Status, seq: int, owner: str) -> bytes:
         """Serialize one record of *cursor*.

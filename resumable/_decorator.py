@@ -6,7 +6,15 @@ import functools
 import inspect
 import re
 import typing
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Mapping,
+)
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import cattrs
@@ -29,12 +37,13 @@ _EXPECTED = (
 )
 
 
-class Run(Generic[C]):
+class Run(Coroutine[Any, Any, Outcome[C]]):
     """One run of a resumable job: await it for its `Outcome`, or iterate it to watch.
 
-    ``await run`` drives the job to its end. ``async for cursor in run`` drives the same
-    checkpointed loop and hands over each cursor once the engine has recorded it; the
-    `Outcome` is then in ``run.outcome``. A run can be started once.
+    ``await run`` (or ``asyncio.run(run)``: a run is a coroutine) drives the job to its
+    end. ``async for cursor in run`` drives the same checkpointed loop and hands over each
+    cursor once the engine has recorded it; the `Outcome` is then in ``run.outcome``. A run
+    can be started once.
     """
 
     def __init__(
@@ -44,6 +53,7 @@ class Run(Generic[C]):
         self._args = args
         self._kwargs = kwargs
         self._started = False
+        self._coroutine: Coroutine[Any, Any, Outcome[C]] | None = None
         self.outcome: Outcome[C] | None = None
         """How the run ended, once it has."""
 
@@ -51,7 +61,27 @@ class Run(Generic[C]):
         return f"<Run of {self._function.__qualname__} outcome={self.outcome!r}>"
 
     def __await__(self) -> Generator[Any, None, Outcome[C]]:
-        return self._run().__await__()
+        return self._driver().__await__()
+
+    def send(self, value: Any, /) -> Any:
+        """Drive the run one step (the coroutine protocol, for ``asyncio.run``)."""
+        return self._driver().send(value)
+
+    def throw(self, error: Any, value: Any = None, traceback: Any = None, /) -> Any:
+        """Raise *error* inside the run (the coroutine protocol)."""
+        if value is None and traceback is None:
+            return self._driver().throw(error)
+        return self._driver().throw(error, value, traceback)
+
+    def close(self) -> None:
+        """Close the run's coroutine, if it was started."""
+        if self._coroutine is not None:
+            self._coroutine.close()
+
+    def _driver(self) -> Coroutine[Any, Any, Outcome[C]]:
+        if self._coroutine is None:
+            self._coroutine = self._run()
+        return self._coroutine
 
     def __aiter__(self) -> AsyncIterator[C]:
         return self._watch()

@@ -245,7 +245,7 @@ class Job(Generic[C]):
         """Handle what the hot path was asked to look at; return whether to stop pulling."""
         if not self._validated:
             self._validated = True
-            self._codec.encode(self.cursor, status="running", seq=self._seq, owner=self._owner)
+            self._codec.check(self.cursor)
         if self.yields >= self._next_every and self._every is not None:
             self._next_every = self.yields + self._every
             self._wake.set()
@@ -357,9 +357,7 @@ class Job(Generic[C]):
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._unpark = asyncio.Event()
-        self.store, triggers, interval = resolve_defaults(
-            self.store, self._triggers, self.interval
-        )
+        self.store, triggers, interval = resolve_defaults(self.store, self._triggers, self.interval)
         self.interval = interval
         self.key = check_key(self.key, self.store)
         self._codec = Codec(
@@ -452,8 +450,7 @@ class Job(Generic[C]):
             if raising:
                 raise
             log.error(  # noqa: TRY400 - the job's own exception follows with its traceback
-                "job %r: could not write its final state (%s); the exception that ended it "
-                "follows",
+                "job %r: could not write its final state (%s); the exception that ended it follows",
                 self.key,
                 exc,
             )

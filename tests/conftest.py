@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,6 @@ STORE_FACTORIES.update(APIFY_STORE_FACTORIES)
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
-async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     """Each store in turn, empty."""
-    yield await STORE_FACTORIES[request.param](tmp_path)
+    return await STORE_FACTORIES[request.param](tmp_path)

@@ -56,16 +56,17 @@ async def test_outcome_of_a_fresh_run():
 
     outcome = await count()
 
-    assert Outcome(
-        key="count", status="completed", cursor=5, resumed_from=None, yields=5, saves=2
-    ) == outcome
+    assert (
+        Outcome(key="count", status="completed", cursor=5, resumed_from=None, yields=5, saves=2)
+        == outcome
+    )
     assert [0, 1, 2, 3, 4] == processed
 
 
 async def test_a_later_run_starts_from_the_completed_cursor():
     """Incremental jobs: the next run of a completed key continues from its last cursor."""
     store = MemoryStore()
-    count, processed = make_counter(store, 5)
+    count, _ = make_counter(store, 5)
     await count()
     more, processed_more = make_counter(store, 8)
 
@@ -177,8 +178,19 @@ async def test_a_run_starts_once():
     run = count()
     await run
 
-    with pytest.raises(RuntimeError, match="already started"):
+    with pytest.raises(RuntimeError, match="already"):
         await run
+    with pytest.raises(RuntimeError, match="already started"):
+        [c async for c in run]
+
+
+def test_a_run_is_a_coroutine_for_asyncio_run():
+    """asyncio.run(job()) works, as it would for any coroutine."""
+    count, processed = make_counter(MemoryStore(), 3)
+
+    outcome = asyncio.run(count())
+
+    assert (3, [0, 1, 2]) == (outcome.cursor, processed)
 
 
 async def test_state_and_reset():

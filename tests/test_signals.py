@@ -1,0 +1,129 @@
+"""SIGTERM and SIGINT: persist, close the generator, end `aborted`, put the handlers back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from helpers import wait_until
+
+from resumable import MemoryStore, Signals, job, resumable
+
+CHILD = Path(__file__).with_name("child_job.py")
+
+
+def start_child(tmp_path: Path, n: int = 100_000) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(CHILD), str(tmp_path / "state"), str(tmp_path / "log"), str(n)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def read_until(child: subprocess.Popen[str], marker: str) -> list[str]:
+    assert child.stdout is not None
+    lines = []
+    for line in child.stdout:
+        lines.append(line.strip())
+        if line.startswith(marker):
+            return lines
+    raise AssertionError(f"child ended before {marker}: {lines}, stderr: {child.stderr.read()}")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_persists_closes_the_generator_and_ends_aborted(tmp_path: Path, signum: int):
+    """The real process saves its cursor, runs the generator's finally, and exits cleanly."""
+    child = start_child(tmp_path)
+    read_until(child, "READY")
+    child.send_signal(signum)
+    out, err = child.communicate(timeout=20)
+    outcome = json.loads(out.split("OUTCOME", 1)[1])
+    record = json.loads((tmp_path / "state" / "child.json").read_text())
+    processed = (tmp_path / "log").read_text().split()
+
+    assert 0 == child.returncode, err
+    assert "FINALLY" in out
+    assert "aborted" == outcome["status"]
+    assert (outcome["cursor"], "aborted") == (record["cursor"], record["status"])
+    # Everything before the saved cursor was processed; at most the item in flight after it.
+    assert record["cursor"] <= len(processed) <= record["cursor"] + 1
+
+
+def test_a_second_sigint_interrupts_a_stuck_shutdown(tmp_path: Path):
+    """If the job is already aborting, the next SIGINT goes to Python's own handler."""
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        "import asyncio\n"
+        "from resumable import MemoryStore, resumable\n"
+        "@resumable(key='stuck', store=MemoryStore())\n"
+        "async def stuck(*, cursor: int = 0):\n"
+        "    yield 1\n"
+        "    try:\n"
+        "        print('READY', flush=True)\n"
+        "        await asyncio.Event().wait()\n"
+        "    finally:\n"
+        "        print('STUCK', flush=True)\n"
+        "        await asyncio.Event().wait()\n"
+        "asyncio.run(stuck())\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    read_until(child, "READY")
+    child.send_signal(signal.SIGINT)
+    read_until(child, "STUCK")
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=20)
+
+    assert 0 != child.returncode
+    assert "KeyboardInterrupt" in err
+
+
+async def test_handlers_are_restored_after_the_run():
+    """A job's signal handlers are gone when it ends, even when jobs overlap."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    store = MemoryStore()
+    async with job("outer", cursor=0, store=store, triggers=[Signals()]) as outer:
+        during = signal.getsignal(signal.SIGTERM)
+        async with job("inner", cursor=0, store=store, triggers=[Signals()]):
+            pass
+        still_during = signal.getsignal(signal.SIGTERM)
+        outer.advance(1)
+    after = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    assert before == after
+    assert during is still_during
+    assert during != before[signal.SIGTERM]
+
+
+async def test_sigterm_in_process_reaches_every_running_job():
+    """One SIGTERM aborts all jobs of the process, each saving its own cursor."""
+    store = MemoryStore()
+    progress: dict[str, int] = {}
+
+    def make(key: str):
+        @resumable(key=key, store=store, interval=None, triggers=[Signals()])
+        async def forever(*, cursor: int = 0) -> AsyncIterator[int]:
+            i = cursor
+            while True:
+                i += 1
+                progress[key] = i
+                await asyncio.sleep(0.001)
+                yield i
+
+        return forever
+
+    tasks = [asyncio.ensure_future(make(k)()) for k in ("a", "b")]
+    await wait_until(lambda: min(progress.get("a", 0), progress.get("b", 0)) > 2)
+    signal.raise_signal(signal.SIGTERM)
+    outcomes = await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+
+    assert ["aborted", "aborted"] == [o.status for o in outcomes]
+    assert all(o.cursor > 0 for o in outcomes)
