@@ -4,6 +4,7 @@ A job is an async generator that yields cursors ("everything before me is done")
 resumable persists the latest one when it matters and hands it back on the next start.
 """
 
+from resumable._concurrency import Watermark, concurrently
 from resumable._decorator import JobFunction, Run, resumable
 from resumable._engine import Job, job
 from resumable._errors import (
@@ -37,6 +38,8 @@ __all__ = [
     "Store",
     "StoreError",
     "Trigger",
+    "Watermark",
+    "concurrently",
     "job",
     "resumable",
 ]

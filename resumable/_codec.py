@@ -190,7 +190,7 @@ class Codec(Generic[C]):
                 "cursor type (the annotation of `cursor`), or fix the annotation."
             ) from exc
         # Only types with a value equality can be compared; others passed the structure step.
-        if type(back).__eq__ is not object.__eq__ and back != cursor:
+        if getattr(type(back), "__eq__", None) is not object.__eq__ and back != cursor:
             raise CursorTypeError(
                 f"Job {self.key!r} yielded {cursor!r} ({type(cursor).__name__}), which comes "
                 f"back from JSON as {back!r}. Yield values of the cursor type "
