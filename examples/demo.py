@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -164,6 +165,8 @@ def main() -> None:
     mode.add_argument("--step", action="store_true", help="run the job once, in the foreground")
     mode.add_argument("--reset", action="store_true", help="forget the saved state of --step")
     args = parser.parse_args()
+    # The demo prints every item itself: a progress line on the terminal would draw over them.
+    os.environ.setdefault("RESUMABLE_PROGRESS", "0")
     if args.step:
         with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C during the save
             asyncio.run(step())
