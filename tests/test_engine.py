@@ -319,18 +319,20 @@ async def test_abort_closes_the_generator_and_ends_aborted():
     store = MemoryStore()
     handle: list[object] = []
     cleaned: list[str] = []
+    pulled: list[int] = []
 
     @resumable(key="abort", store=store, interval=None, triggers=[_Capture(handle)])
     async def crawl(*, cursor: int = 0) -> AsyncIterator[int]:
         try:
             for i in range(cursor, 1_000_000):
+                pulled.append(i)
                 await asyncio.sleep(0.001)
                 yield i + 1
         finally:
             cleaned.append("finally")
 
     task = asyncio.ensure_future(crawl())
-    await wait_until(lambda: bool(handle) and handle[0].yields > 5)  # type: ignore[attr-defined]
+    await wait_until(lambda: len(pulled) > 5)
     await handle[0].abort("test")  # type: ignore[attr-defined]
     outcome = await task
     record = parse(await store.load("abort") or b"", "abort", store)

@@ -181,13 +181,13 @@ async def test_quarantine_also_takes_a_cursor_that_no_longer_fits(tmp_path: Path
 
 async def test_without_quarantine_a_corrupt_record_stops_the_job(tmp_path: Path):
     """The default is to raise and keep the record, with the way out in the message."""
-    (tmp_path / "export.json").write_text("{}")
+    (tmp_path / "export.json").write_text('{"resumable": 1}')
 
-    with pytest.raises(CorruptStateError, match=r"on_corrupt='quarantine'"):
+    with pytest.raises(CorruptStateError, match=r"missing key, cursor.*on_corrupt='quarantine'"):
         async with job("export", cursor=0, store=FileStore(tmp_path), triggers=[]):
             pass
 
-    assert "{}" == (tmp_path / "export.json").read_text()
+    assert '{"resumable": 1}' == (tmp_path / "export.json").read_text()
 
 
 async def test_the_size_guard_warns_once_past_warn_size():
