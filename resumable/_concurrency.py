@@ -23,6 +23,8 @@ from collections.abc import (
 )
 from typing import Generic, TypeVar
 
+from resumable._errors import InvalidOptionError
+
 __all__ = ["Watermark", "concurrently"]
 
 T = TypeVar("T")
@@ -74,12 +76,12 @@ class Watermark:
             self._value = value
             return value
         if position < value:
-            raise ValueError(
+            raise InvalidOptionError(
                 f"position {position} is already finished: the watermark is at {value}, so "
                 "everything before it is done; mark each position once"
             )
         if position in self._pending:
-            raise ValueError(
+            raise InvalidOptionError(
                 f"position {position} was marked done twice (the watermark is at {value}); "
                 "mark each position once"
             )
@@ -127,9 +129,9 @@ def concurrently(
         ValueError: *limit* is below 1 or *start* is negative.
     """
     if limit < 1:
-        raise ValueError(f"limit must be at least 1 worker in flight, got {limit}")
+        raise InvalidOptionError(f"limit must be at least 1 worker in flight, got {limit}")
     if start < 0:
-        raise ValueError(f"start must be a position (0 or more), got {start}")
+        raise InvalidOptionError(f"start must be a position (0 or more), got {start}")
     return _run(worker, items, start, limit)
 
 

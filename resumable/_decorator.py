@@ -21,6 +21,7 @@ import cattrs
 
 from resumable._codec import Codec, Upgrade, make_converter
 from resumable._engine import Interval, Job, OnCorrupt, resolve_defaults
+from resumable._errors import JobDefinitionError
 from resumable._record import Outcome, Record
 from resumable._stores import Store, check_key
 from resumable._triggers import Trigger
@@ -206,15 +207,17 @@ class JobFunction(Generic[P, C]):
 def _inspect(function: object) -> tuple[Any, Any]:
     """Check that *function* can be a job; return its cursor type and fresh-start cursor."""
     if not inspect.isasyncgenfunction(function):
-        raise TypeError(f"{_EXPECTED}; got {function!r}")
+        raise JobDefinitionError(f"{_EXPECTED}; got {function!r}")
     parameter = inspect.signature(function).parameters.get("cursor")
     if parameter is None or parameter.kind not in (
         inspect.Parameter.KEYWORD_ONLY,
         inspect.Parameter.POSITIONAL_OR_KEYWORD,
     ):
-        raise TypeError(f"{_EXPECTED}; {function.__qualname__} has no keyword parameter `cursor`")
+        raise JobDefinitionError(
+            f"{_EXPECTED}; {function.__qualname__} has no keyword parameter `cursor`"
+        )
     if parameter.default is inspect.Parameter.empty:
-        raise TypeError(
+        raise JobDefinitionError(
             f"{_EXPECTED}; the `cursor` parameter of {function.__qualname__} has no default"
         )
     try:
@@ -223,7 +226,7 @@ def _inspect(function: object) -> tuple[Any, Any]:
         cursor_type = None
     if cursor_type is None:
         if parameter.default is None:
-            raise TypeError(
+            raise JobDefinitionError(
                 f"{_EXPECTED}; annotate `cursor` of {function.__qualname__} with its type "
                 "(e.g. `cursor: int | None = None`)"
             )
@@ -314,9 +317,9 @@ def resumable(
     if inspect.isasyncgenfunction(key):
         return JobFunction(key, key=None, options=options)
     if callable(key) and _looks_like_a_job(key):
-        raise TypeError(f"{_EXPECTED}; got {key!r}")
+        raise JobDefinitionError(f"{_EXPECTED}; got {key!r}")
     if key is not None and not isinstance(key, str) and not callable(key):
-        raise TypeError(f"key= must be a string or a function returning one, not {key!r}")
+        raise JobDefinitionError(f"key= must be a string or a function returning one, not {key!r}")
 
     def decorate(function: Callable[P, AsyncIterator[C]]) -> JobFunction[P, C]:
         return JobFunction(function, key=key, options=options)

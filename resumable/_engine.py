@@ -27,6 +27,8 @@ from resumable._codec import Codec, NewerRecordError, Upgrade, make_converter, p
 from resumable._errors import (
     CorruptStateError,
     CursorTypeError,
+    InvalidOptionError,
+    JobDefinitionError,
     ResumableError,
     StaleWriterError,
     StoreError,
@@ -177,13 +179,17 @@ class Job(Generic[C]):
     ) -> None:
         self.key = check_key(key, store)
         if every is not None and (not isinstance(every, int) or every < 1):
-            raise ValueError(f"every= must be a positive number of yields, not {every!r}")
+            raise InvalidOptionError(f"every= must be a positive count of yields, not {every!r}")
         if isinstance(interval, int | float) and interval <= 0:
-            raise ValueError(f"interval= must be a positive number of seconds, not {interval!r}")
+            raise InvalidOptionError(
+                f"interval= must be a positive number of seconds, not {interval!r}"
+            )
         if on_corrupt not in ("raise", "quarantine"):
-            raise ValueError(f"on_corrupt= must be 'raise' or 'quarantine', not {on_corrupt!r}")
+            raise InvalidOptionError(
+                f"on_corrupt= must be 'raise' or 'quarantine', not {on_corrupt!r}"
+            )
         if not isinstance(version, int) or version < 1:
-            raise ValueError(f"version= must be a positive integer, not {version!r}")
+            raise InvalidOptionError(f"version= must be a positive integer, not {version!r}")
         self.cursor: C = cursor
         self.store: Store = store  # type: ignore[assignment]  # resolved on entry when None
         self.resumed = False
@@ -747,7 +753,7 @@ def job(
     """
     if cursor_type is None:
         if cursor is None:
-            raise TypeError(
+            raise JobDefinitionError(
                 f"job({key!r}, cursor=None) cannot tell the cursor's type: pass cursor_type=, "
                 "e.g. cursor_type=int | None"
             )

@@ -29,3 +29,12 @@ class ResumableWarning(UserWarning):
 
 class InvalidKeyError(ResumableError, ValueError):
     """A key that some store would refuse: not 1 to 256 characters from ``a-zA-Z0-9!-_.'()``."""
+
+
+class InvalidOptionError(ResumableError, ValueError):
+    """An option or argument whose value makes no sense (``every=0``, ``limit=0``, ...)."""
+
+
+class JobDefinitionError(ResumableError, TypeError):
+    """A job is defined wrongly: not an async generator function, no ``cursor`` parameter
+    with a default, or a cursor type that cannot be told."""
