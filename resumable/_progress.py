@@ -35,7 +35,9 @@ class Progress:
     line appears only after *delay* seconds, so short jobs never show it, and is erased when
     the job ends. Nothing is drawn unless *stream* is a terminal. The environment variable
     ``RESUMABLE_PROGRESS=0`` turns it off (for a job that prints its own output), ``1``
-    draws even when the stream is not a terminal.
+    draws even when the stream is not a terminal. ``triggers=`` replaces the default
+    triggers, so keep the signals when adding it by hand:
+    ``triggers=[Signals(), Progress()]``.
 
     Args:
         stream: Where to draw; default: standard error, as it is when the job starts.
