@@ -22,7 +22,10 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 if TYPE_CHECKING:
     from apify.storage_clients import SmartApifyStorageClient
 
-__all__ = ["PlatformEvents", "local_storage_client", "use_stand_in"]
+__all__ = ["STAND_IN_MARKER", "PlatformEvents", "local_storage_client", "use_stand_in"]
+
+STAND_IN_MARKER = "RESUMABLE_STAND_IN"
+"""Set to ``"1"`` in the environment `PlatformEvents.env` makes; `use_stand_in` requires it."""
 
 
 class PlatformEvents:
@@ -143,6 +146,7 @@ class PlatformEvents:
             "CRAWLEE_STORAGE_DIR": str(Path(storage_dir)),
             "CRAWLEE_PURGE_ON_START": "false",
             "APIFY_IS_AT_HOME": "1" if at_home else "0",
+            STAND_IN_MARKER: "1",
         }
         if at_home:
             env |= {
@@ -175,14 +179,15 @@ def use_stand_in() -> None:
 
     Call it before ``async with Actor:``. At home, it keeps the storages on the local disk;
     not at home, it installs an ``ApifyEventManager`` so that the SDK still connects to the
-    events websocket. Without ``APIFY_ACTOR_EVENTS_WS_URL`` in the environment it does
-    nothing, so an Actor can call it unconditionally in a test-only entry point.
+    events websocket. Outside an environment made by `PlatformEvents.env` (which sets
+    ``RESUMABLE_STAND_IN=1``) it does nothing, so it can never take a real Actor's storage
+    off the platform.
     """
     from apify import Configuration  # noqa: PLC0415
     from apify.events import ApifyEventManager  # noqa: PLC0415
     from crawlee import service_locator  # noqa: PLC0415
 
-    if not os.environ.get("APIFY_ACTOR_EVENTS_WS_URL"):
+    if os.environ.get(STAND_IN_MARKER) != "1":
         return
     configuration = Configuration()
     service_locator.set_configuration(configuration)
