@@ -255,11 +255,9 @@ class ApifyStore:
         client = getattr(kvs, "_client", None)
         if not isinstance(client, FileSystemKeyValueStoreClient):
             return
-        self._files = _LocalFiles(
-            client.path_to_kvs,
-            fsync=self._fsync,
-            reserved=getattr(client, "_input_key_filename", None),
-        )
+        # Apify's client serves the input record under another file name (INPUT.json).
+        reserved = {getattr(client, name, None) for name in ("_input_key", "_input_key_filename")}
+        self._files = _LocalFiles(client.path_to_kvs, fsync=self._fsync, reserved=reserved - {None})
         configuration = self._configuration or service_locator.get_configuration()
         if kvs.name is None and configuration.purge_on_start and self._configuration is None:
             _warn_purge(client.path_to_kvs)
@@ -311,17 +309,15 @@ class _LocalFiles:
     ``<quoted key>.__metadata__.json`` holding ``{"key", "content_type", "size"}``.
     """
 
-    def __init__(self, directory: Path, *, fsync: bool, reserved: str | None) -> None:
+    def __init__(self, directory: Path, *, fsync: bool, reserved: set[Any]) -> None:
         self.directory = directory
         self.fsync = fsync
-        # The input record may live under another file name (INPUT.json): never touch it.
         self.reserved = reserved
 
     def _path(self, key: str) -> Path:
-        name = urllib.parse.quote(key, safe="")
-        if name == self.reserved:
+        if key in self.reserved:
             raise ValueError(f"Key {key!r} is the Actor's input record; give the job another key.")
-        return self.directory / name
+        return self.directory / urllib.parse.quote(key, safe="")
 
     def load(self, key: str) -> bytes | None:
         try:
