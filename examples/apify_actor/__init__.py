@@ -1,0 +1,1 @@
+"""An example Apify Actor whose main loop survives migrations (see README.md)."""
