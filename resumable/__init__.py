@@ -19,13 +19,15 @@ from resumable._errors import (
     StoreError,
 )
 from resumable._record import Outcome, Record
-from resumable._stores import FileStore, MemoryStore, Store
+from resumable._progress import Progress
+from resumable._stores import FileStore, Guard, MemoryStore, Store
 from resumable._triggers import Signals, Trigger
 
 __all__ = [
     "CorruptStateError",
     "CursorTypeError",
     "FileStore",
+    "Guard",
     "InvalidKeyError",
     "InvalidOptionError",
     "Job",
@@ -33,6 +35,7 @@ __all__ = [
     "JobFunction",
     "MemoryStore",
     "Outcome",
+    "Progress",
     "Record",
     "ResumableError",
     "ResumableWarning",

@@ -35,6 +35,7 @@ from resumable._errors import (
 )
 from resumable._record import Outcome, Record, Status
 from resumable._stores import FileStore, Store, check_key
+from resumable._progress import Progress
 from resumable._triggers import Detach, Signals, Trigger
 
 C = TypeVar("C")
@@ -88,7 +89,8 @@ def resolve_defaults(
     if store is None:
         store = actor[0] if actor is not None else FileStore()
     if triggers is None:
-        resolved = [Signals(), *(actor[1] if actor is not None else [])]
+        # Inside an Actor the platform's status message shows progress; elsewhere a terminal.
+        resolved = [Signals(), *(actor[1] if actor is not None else [Progress()])]
     else:
         resolved = list(triggers)
     if interval is ...:

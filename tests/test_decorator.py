@@ -32,9 +32,9 @@ def make_counter(store: MemoryStore | FileStore, n: int = 10, key: str = "count"
     return count, processed
 
 
-async def test_bare_decorator_runs_to_completion():
+async def test_bare_decorator_runs_to_completion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """@resumable without arguments derives the key from the function's name."""
-    store = MemoryStore()
+    monkeypatch.chdir(tmp_path)
 
     @resumable
     async def numbers(*, cursor: int = 0) -> AsyncIterator[int]:
@@ -46,7 +46,7 @@ async def test_bare_decorator_runs_to_completion():
     assert outcome.key == "test_bare_decorator_runs_to_completion.numbers"
     assert "completed" == outcome.status
     assert 3 == outcome.cursor
-    assert store is not None
+    assert (tmp_path / ".resumable" / f"{outcome.key}.json").exists()
 
 
 async def test_outcome_of_a_fresh_run():
