@@ -618,13 +618,14 @@ class Job(Generic[C]):
         self, status: Status, *, timeout: float, urgent: bool, fallback: bool = False
     ) -> None:
         """Write the latest cursor with *status*, one write at a time, skipping no-op writes."""
-        if urgent:
+        waiting = urgent
+        if waiting:
             self._urgent += 1
         try:
             async with self._lock:
-                if urgent:
+                if waiting:
                     self._urgent -= 1
-                    urgent = False
+                    waiting = False
                 elif self._closing:
                     return
                 if not self._changed(status):
@@ -651,7 +652,7 @@ class Job(Generic[C]):
                 self._saved_status = status
                 log.debug("job %r: saved cursor %r (%s, seq %d)", self.key, cursor, status, seq)
         finally:
-            if urgent:
+            if waiting:
                 self._urgent -= 1
 
     def _preempted(self) -> bool:

@@ -244,11 +244,6 @@ async def test_persist_state_saves_and_the_job_keeps_running(
     assert_resumed_correctly(runs, saved["cursor"])
 
 
-@pytest.mark.xfail(
-    reason="engine: Job._persist resets `urgent` before choosing `preempted`, so the migration "
-    "save gives up as soon as the finishing save queues behind it",
-    strict=True,
-)
 async def test_a_store_failing_transiently_during_migration_is_retried_within_budget(
     platform: PlatformEvents, tmp_path: Path
 ) -> None:
