@@ -282,12 +282,14 @@ async def _resume(
             if not job.resumed or job.cursor != persisted:
                 loaded = _show(job.cursor) if job.resumed else "nothing (a fresh start)"
             else:
+                # Stop a resumed run that goes past the end, or that yields without progress.
+                limit, steps = len(_progress(expected, persisted)) + 1, 2 * len(expected) + 10
                 generator = h.start(job.cursor)
                 try:
                     async for cursor in generator:
                         job.advance(cursor)
                         actual.append(cursor)
-                        if len(actual) > len(expected):
+                        if len(actual) >= steps or len(_progress(actual, persisted)) >= limit:
                             break
                 finally:
                     await generator.aclose()
@@ -309,15 +311,30 @@ async def _resume(
     return actual, job.outcome.cursor, h.since(start)
 
 
-def _check_cursors(h: _Harness[C], base: _Baseline[C], k: int, actual: list[C], final: C) -> None:
-    expected = base.cursors[k:]
+def _progress(cursors: Sequence[C], after: C) -> list[C]:
+    """Drop the cursors that repeat the one before them (*after* before the first): no progress."""
+    kept: list[C] = []
+    for cursor in cursors:
+        if cursor != (kept[-1] if kept else after):
+            kept.append(cursor)
+    return kept
+
+
+def _check_cursors(h: _Harness[C], base: _Baseline[C], k: int, yielded: list[C], final: C) -> None:
+    resumed_from = base.cursors[k - 1]
+    expected = _progress(base.cursors[k:], resumed_from)
+    actual = _progress(yielded, resumed_from)
     if actual != expected:
         first = next(
             (i for i, (e, a) in enumerate(zip(expected, actual, strict=False)) if e != a),
             min(len(expected), len(actual)),
         )
-        where = k + first + 1
-        if first >= len(actual):
+        if first >= len(actual) and len(yielded) >= 2 * len(base.cursors[k:]) + 10:
+            difference = (
+                f"the resumed run kept yielding {_show(yielded[-1])} without progress, and was "
+                f"stopped after {len(yielded)} yields"
+            )
+        elif first >= len(actual):
             missing = _show(expected[first])
             difference = f"the resumed run ended where the uninterrupted run yielded {missing}"
         elif first >= len(expected):
@@ -326,11 +343,11 @@ def _check_cursors(h: _Harness[C], base: _Baseline[C], k: int, actual: list[C], 
             difference = f"expected {_show(expected[first])}, got {_show(actual[first])}"
         raise AssertionError(
             _explain_crash(h, base, k)
-            + f"  The restart resumed from cursor {_show(base.cursors[k - 1])} and yielded:\n"
+            + f"  The restart resumed from cursor {_show(resumed_from)} and yielded:\n"
             f"    expected (uninterrupted run): {_show_cursors(expected[first:])}\n"
             f"    actual (resumed run):         "
             f"{_show_cursors(actual[first:], more=len(actual) > len(expected))}\n"
-            f"  First difference at yield {where} ({_ordinal(first + 1)} after resuming): "
+            f"  First difference at the {_ordinal(first + 1)} cursor after resuming: "
             f"{difference}.\n"
             "  The cursor must carry all the progress the job needs to go on: a counter in a "
             "local variable, a page size or a filter kept outside the cursor is lost in a "
@@ -407,9 +424,11 @@ async def assert_resumes(
     done, crashes it there (what was not persisted is lost; its ``finally`` blocks run, but
     what they write is not counted), resumes it on what the crash left in the store, and
     checks that the resumed run yields exactly the uninterrupted run's remaining cursors and
-    ends where that run ended. Every run uses a fresh in-memory store and no timers or signal
-    handlers; the store the job was declared with is never touched. The job must be
-    deterministic given its arguments and cursor: feed it fixed test data.
+    ends where that run ended. A cursor equal to the one before it (a yield that made no
+    progress, such as an empty last page) is not counted, in either run. Every run uses a
+    fresh in-memory store and no timers or signal handlers; the store the job was declared
+    with is never touched. The job must be deterministic given its arguments and cursor:
+    feed it fixed test data.
 
     Args:
         fn: A function decorated with ``@resumable``.
