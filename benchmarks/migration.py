@@ -1,19 +1,30 @@
-"""How fast a migration makes the cursor durable, and how stale that cursor is.
+"""Time to safety on ``migrating``: from the platform's message to the cursor being durable.
 
-Each trial starts a real Actor (the Apify SDK, "at home", local storage) in a child process
-against the `PlatformEvents` stand-in, lets its job process items for a while, sends
-``migrating`` and measures, on the machine-wide monotonic clock:
+Each subject is a real Actor (the Apify SDK, "at home", local storage) in a child process,
+connected to its own `PlatformEvents` stand-in. The parent tells a child to start a job,
+waits until it has been working for a while, notes the machine-wide monotonic clock and sends
+``migrating``; the child notes, on the same clock:
 
-- latency: from sending the event to the save of the cursor having returned (on the direct
-  path that means fsynced to the disk; on Crawlee's client, written but not fsynced);
-- staleness: how many cursors the job had yielded beyond the saved one when the save
-  returned (0: the latest one was saved).
+- ``received``: the SDK's websocket reader has the message (``ApifyEventManager``);
+- ``listener``: the save on migration starts (``Job.migrate`` for resumable; the SDK's
+  ``persistState`` listener of ``use_state`` for the SDK);
+- ``save_start`` / ``durable``: the store's save is entered / has returned. For resumable's
+  `FileStore` and `ApifyStore` (direct path on local storage) that means written, fsynced and
+  renamed into place, directory fsynced. For ``use_state`` it means Crawlee's file-system
+  client has written the record: it never fsyncs, so its figure flatters it.
 
-Configurations: ApifyStore's direct file path against Crawlee's own client, for a job that
-waits on I/O (10 ms per item), for a CPU-bound one (50 ms of pure Python per item), and for
-an I/O-bound job sharing the event loop with a CPU-busy task (another part of the Actor
-computing 50 ms at a time). A migration stops the job itself from taking more work, but
-not its neighbours: every thread hop of Crawlee's client then waits behind them.
+It also logs when every item starts and what every yield carried, which gives the work
+thrown away: items started after the message was received (and after the job's listener
+ran), and how many cursors the latest yielded one was ahead of the saved one at ``durable``.
+After each trial the child drops its job (as the platform would kill the process) and starts
+the next trial on the same storage, so later trials resume from the saved cursor.
+
+Subjects: ``@resumable`` with `FileStore`, ``@resumable`` with `ApifyStore` (the default in
+an Actor), and the SDK's own ``Actor.use_state()`` dict updated per item. Workloads: idle
+(1 ms ``asyncio.sleep`` per item), saturated (``asyncio.sleep(0)`` per item), CPU-bound (2 ms
+of pure-Python work, then ``asyncio.sleep(0)``, per item). Trials alternate between the
+subjects of a workload (the order flips each round), and the moment of sending is jittered
+by 0-3 ms so that it falls anywhere in an item.
 
 Run: ``python benchmarks/migration.py [--trials 20]`` from the repository root.
 """
@@ -22,8 +33,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import math
 import os
+import random
 import signal
 import statistics
 import sys
@@ -38,191 +52,379 @@ sys.path.insert(0, str(ROOT))
 
 from resumable._platform import PlatformEvents  # noqa: E402 - after making the package importable
 
-IO_JOB = {"cpu": 0.0, "delay": 0.01, "busy": 0.0}
-CPU_JOB = {"cpu": 0.05, "delay": 0.0, "busy": 0.0}
-BUSY_LOOP = {"cpu": 0.0, "delay": 0.01, "busy": 0.05}
-CONFIGS: dict[str, dict[str, Any]] = {
-    "direct, I/O-bound job": {"path": "direct", **IO_JOB},
-    "Crawlee client, I/O-bound job": {"path": "crawlee", **IO_JOB},
-    "direct, CPU-bound job (50 ms per item)": {"path": "direct", **CPU_JOB},
-    "Crawlee client, CPU-bound job (50 ms per item)": {"path": "crawlee", **CPU_JOB},
-    "direct, I/O job beside a CPU-busy task (50 ms steps)": {"path": "direct", **BUSY_LOOP},
-    "Crawlee client, I/O job beside a CPU-busy task (50 ms steps)": {
-        "path": "crawlee",
-        **BUSY_LOOP,
-    },
+WORKLOADS: dict[str, dict[str, float]] = {
+    "idle": {"delay": 0.001, "cpu": 0.0},
+    "saturated": {"delay": 0.0, "cpu": 0.0},
+    "CPU-bound": {"delay": 0.0, "cpu": 0.002},
 }
-WARM_UP_ITEMS = 20
+"""Per item: seconds of ``asyncio.sleep`` and seconds of pure-Python work."""
+
+SUBJECTS: dict[str, str] = {
+    "@resumable, FileStore": "file",
+    "@resumable, ApifyStore": "apify",
+    "Actor.use_state() auto-save": "use_state",
+}
+WARM_UP = 0.03
+"""Seconds a job works before the message is sent."""
+TAIL = 0.02
+"""Seconds the child keeps its job after the save, to see whether it starts more items."""
+MIGRATING = {"timeRemainingSecs": 30}
+CAP = 2.0
+"""Seconds a trial waits for the save; a slower one counts as never done (``inf``)."""
 
 
-async def trial(
-    platform: PlatformEvents, workdir: Path, config: dict[str, Any]
-) -> dict[str, float]:
-    """Run one Actor until it has done some work, migrate it, and measure the save."""
-    yields_log = workdir / "yields.log"
-    saves_log = workdir / "saves.log"
-    env = os.environ | platform.env(workdir / "storage") | {"PYTHONPATH": str(ROOT)}
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--child",
-        "--path",
-        config["path"],
-        "--cpu",
-        str(config["cpu"]),
-        "--delay",
-        str(config["delay"]),
-        "--busy",
-        str(config["busy"]),
-        "--yields",
-        str(yields_log),
-        "--saves",
-        str(saves_log),
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        await platform.connected(timeout=30, count=platform.connections + 1)
-        await _until(lambda: len(_lines(yields_log)) >= WARM_UP_ITEMS, "warm-up")
+class Child:
+    """One Actor process running one subject's trials on one storage, against its own stand-in."""
+
+    def __init__(self, subject: str, workload: dict[str, float], workdir: Path, cap: float) -> None:
+        self.subject = subject
+        self.workload = workload
+        self.cap = cap
+        self.workdir = workdir
+        self.platform = PlatformEvents()
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        await self.platform.__aenter__()
+        env = os.environ | self.platform.env(self.workdir / "storage") | {"PYTHONPATH": str(ROOT)}
+        with (self.workdir / "child.log").open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "--child",
+                SUBJECTS[self.subject],
+                "--delay",
+                str(self.workload["delay"]),
+                "--cpu",
+                str(self.workload["cpu"]),
+                "--state",
+                str(self.workdir / "files"),
+                "--cap",
+                str(self.cap),
+                env=env,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+            )
+        await self.platform.connected(timeout=60)
+
+    async def trial(self) -> dict[str, Any]:
+        """Start a job, send ``migrating`` once it is warm, and return what happened."""
+        assert self.process is not None
+        assert self.process.stdin is not None
+        self.process.stdin.write(b"go\n")
+        await self.process.stdin.drain()
+        assert (await self._line()) == "ready"
+        await asyncio.sleep(random.uniform(0, 0.003))
         sent = time.monotonic()
-        await platform.send("migrating", {"timeRemainingSecs": 30})
-        await _until(lambda: any(t >= sent for t, _ in _lines(saves_log)), "migration save")
-    finally:
-        child.send_signal(signal.SIGKILL)
-        await child.wait()
-    saved_at, cursor = next((t, c) for t, c in _lines(saves_log) if t >= sent)
-    yielded = max(c for t, c in _lines(yields_log) if t <= saved_at)
-    return {"latency_ms": (saved_at - sent) * 1000, "stale_by": yielded - cursor}
+        await self.platform.send("migrating", MIGRATING)
+        result: dict[str, Any] = json.loads(await self._line())
+        for mark in ("received", "listener", "save_start", "durable"):
+            result[f"{mark}_ms"] = (result.pop(mark, math.inf) - sent) * 1000
+        return result
+
+    async def _line(self) -> str:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        try:
+            async with asyncio.timeout(60 + self.cap):
+                line = await self.process.stdout.readline()
+        except TimeoutError:
+            line = b""
+        if not line:
+            log = (self.workdir / "child.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the {self.subject} Actor stopped answering; its log:\n{log}")
+        return line.decode().strip()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
+            await self.process.wait()
+        await self.platform.__aexit__(None, None, None)
 
 
-async def _until(check: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.001)
+def summarize(samples: list[dict[str, Any]], cap: float) -> dict[str, Any]:
+    """Medians and worsts of one subject's trials on one workload (``inf``: not within *cap*)."""
+
+    def stats(name: str) -> tuple[float, float]:
+        values = [s[name] for s in samples]
+        return statistics.median(values), max(values)
+
+    durable = stats("durable_ms")
+    return {
+        "trials": len(samples),
+        "not_done": sum(1 for s in samples if math.isinf(s["durable_ms"])),
+        "cap_ms": cap * 1000,
+        "latency_ms_median": durable[0],
+        "latency_ms_worst": durable[1],
+        "received_ms_median": stats("received_ms")[0],
+        "listener_ms_median": stats("listener_ms")[0],
+        "save_start_ms_median": stats("save_start_ms")[0],
+        "started_after_received_median": stats("started_after_received")[0],
+        "started_after_received_worst": stats("started_after_received")[1],
+        "started_after_listener_median": stats("started_after_listener")[0],
+        "started_after_listener_worst": stats("started_after_listener")[1],
+        "stale_by_median": stats("stale_by")[0],
+        "stale_by_worst": stats("stale_by")[1],
+    }
 
 
-def _lines(path: Path) -> list[tuple[float, int]]:
-    if not path.exists():
-        return []
-    pairs = (line.split() for line in path.read_text().splitlines())
-    return [(float(t), int(c)) for t, c in pairs]
+async def measure(
+    trials: int,
+    workloads: list[str] | None = None,
+    subjects: list[str] | None = None,
+    cap: float = CAP,
+) -> dict[str, dict[str, Any]]:
+    """Run *trials* migrations per subject and workload; return summaries by workload, subject.
 
-
-async def measure(trials: int) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    async with PlatformEvents() as platform:
-        for name, config in CONFIGS.items():
-            samples = []
-            for _ in range(trials):
-                with tempfile.TemporaryDirectory(prefix="resumable-bench-") as tmp:
-                    samples.append(await trial(platform, Path(tmp), config))
-            latencies = [s["latency_ms"] for s in samples]
-            stale = [s["stale_by"] for s in samples]
-            results[name] = {
-                "trials": trials,
-                "latency_ms_median": statistics.median(latencies),
-                "latency_ms_worst": max(latencies),
-                "stale_by_median": statistics.median(stale),
-                "stale_by_worst": max(stale),
-            }
+    A save not done within *cap* seconds counts as never done: ``inf`` ms.
+    """
+    results: dict[str, dict[str, Any]] = {}
+    for workload in workloads or list(WORKLOADS):
+        names = subjects or list(SUBJECTS)
+        with tempfile.TemporaryDirectory(prefix="resumable-bench-migration-") as tmp:
+            children = {}
+            for name in names:
+                workdir = Path(tmp) / SUBJECTS[name]
+                workdir.mkdir()
+                children[name] = Child(name, WORKLOADS[workload], workdir, cap)
+            samples: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+            try:
+                for child in children.values():
+                    await child.start()
+                for round_ in range(trials):
+                    order = names if round_ % 2 == 0 else list(reversed(names))
+                    for name in order:
+                        samples[name].append(await children[name].trial())
+            finally:
+                for child in children.values():
+                    await child.stop()
+        results[workload] = {name: summarize(samples[name], cap) for name in names}
     return results
 
 
-def run(trials: int = 20) -> dict[str, Any]:
-    """Measure every configuration over *trials* migrations; return the figures by name."""
-    return asyncio.run(measure(trials))
+def run(
+    trials: int = 20,
+    workloads: list[str] | None = None,
+    subjects: list[str] | None = None,
+    cap: float = CAP,
+) -> dict[str, dict[str, Any]]:
+    """Measure every subject on every workload over *trials* migrations each."""
+    return asyncio.run(measure(trials, workloads, subjects, cap))
 
 
-def table(results: dict[str, Any]) -> str:
-    """Render *results* as a markdown table."""
-    header = (
-        "| configuration | trials | latency median (ms) | latency worst (ms) "
-        "| stale by, median (cursors) | stale by, worst (cursors) |"
-    )
+def table(results: dict[str, dict[str, Any]]) -> str:
+    """Render *results* as a markdown table: latency, its breakdown, and the work thrown away."""
     lines = [
-        header,
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        (
+            "| workload | subject | trials | to durable, median | worst "
+            "| received → listener → save → durable (medians) "
+            "| items started after received (median / worst) "
+            "| after the save began (median / worst) "
+            "| saved cursor behind latest (median / worst) |"
+        ),
+        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | {r['trials']} | {r['latency_ms_median']:.1f} | "
-            f"{r['latency_ms_worst']:.1f} | {r['stale_by_median']:g} | {r['stale_by_worst']:g} |"
-        )
+    for workload, by_subject in results.items():
+        for name, r in by_subject.items():
+            cap = r["cap_ms"]
+            breakdown = " → ".join(
+                _ms(r[f"{mark}_ms_median"], cap)
+                for mark in ("received", "listener", "save_start", "latency")
+            )
+            lines.append(
+                f"| {workload} | {name} | {r['trials']} | {_ms(r['latency_ms_median'], cap)} "
+                f"| {_ms(r['latency_ms_worst'], cap)} | {breakdown} "
+                f"| {r['started_after_received_median']:g} / "
+                f"{r['started_after_received_worst']:g} "
+                f"| {r['started_after_listener_median']:g} / "
+                f"{r['started_after_listener_worst']:g} "
+                f"| {r['stale_by_median']:g} / {r['stale_by_worst']:g} |"
+            )
     return "\n".join(lines)
 
 
-# -- the Actor each trial runs ------------------------------------------------------------
+def _ms(value: float, cap: float) -> str:
+    """Milliseconds to one decimal; ``> cap`` for a save that was not done within the cap."""
+    return f"> {cap:,.0f} ms" if math.isinf(value) else f"{value:,.1f} ms"
 
 
-async def child(args: argparse.Namespace) -> None:
-    from apify import Actor  # noqa: PLC0415 - only the child needs the SDK loaded
+# -- the Actor each child runs --------------------------------------------------------------
 
-    from resumable import resumable  # noqa: PLC0415
+
+async def child(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one instrumented Actor
+    """Run trials on the parent's command: ``go`` starts one, EOF ends the process."""
+    # Only the child loads the SDK, and it instruments it before the Actor starts.
+    from apify import Actor  # noqa: PLC0415
+    from apify.events import ApifyEventManager  # noqa: PLC0415
+    from crawlee._utils.recoverable_state import RecoverableState  # noqa: PLC0415
+    from crawlee.events import EventPersistStateData  # noqa: PLC0415
+
+    from resumable import FileStore, Store, resumable  # noqa: PLC0415
+    from resumable._engine import Job  # noqa: PLC0415
     from resumable._platform import use_stand_in  # noqa: PLC0415
     from resumable._stores import Guard  # noqa: PLC0415
     from resumable.apify import ApifyStore  # noqa: PLC0415
 
-    yields = os.open(args.yields, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    saves = os.open(args.saves, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    now = time.monotonic
+    marks: dict[str, float] = {}
+    starts: list[float] = []
+    latest = [0]
+    saved_cursor = [0]
+    latest_at_durable = [0]
+    saved = asyncio.Event()
 
-    class TimedStore(ApifyStore):
-        """Notes when each save returned, and what it saved."""
+    handle_message = ApifyEventManager._handle_platform_message
 
-        async def open(self) -> Any:
-            kvs = await super().open()
-            if args.path == "crawlee":
-                self._files = None
-            return kvs
+    async def on_message(self: ApifyEventManager, message: str | bytes) -> None:
+        if "received" not in marks and b"migrating" in (
+            message if isinstance(message, bytes) else message.encode()
+        ):
+            marks["received"] = now()
+        await handle_message(self, message)
 
+    ApifyEventManager._handle_platform_message = on_message  # type: ignore[method-assign]
+
+    migrate = Job.migrate
+
+    async def on_migrate(self: Job[Any], timeout: float | None = None) -> None:
+        marks.setdefault("listener", now())
+        await migrate(self, timeout)
+
+    Job.migrate = on_migrate  # type: ignore[method-assign]
+
+    trial = [0]
+
+    def migration_save_begins() -> int | None:
+        """Note the start of the first save after ``migrating``; return the trial it is for."""
+        if "received" in marks and "save_start" not in marks:
+            marks["save_start"] = now()
+            return trial[0]
+        return None
+
+    def migration_save_done(cursor: int, of_trial: int) -> None:
+        if of_trial != trial[0]:
+            return  # a save of an earlier trial, stalled beyond its cap, came back late
+        marks["durable"] = now()
+        saved_cursor[0] = cursor
+        latest_at_durable[0] = latest[0]
+        saved.set()
+
+    class TimedFileStore(FileStore):
         async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
+            timed = migration_save_begins()
             await super().save(key, data, guard=guard)
-            done = time.monotonic()
-            os.write(saves, f"{done} {json.loads(data)['cursor']}\n".encode())
+            if timed is not None:
+                migration_save_done(json.loads(data)["cursor"], timed)
 
-    async def busy_neighbour() -> None:
-        """Another task of the Actor doing CPU work, as a crawler parsing pages does."""
-        while True:
-            spin_until = time.perf_counter() + args.busy
+    class TimedApifyStore(ApifyStore):
+        async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
+            timed = migration_save_begins()
+            await super().save(key, data, guard=guard)
+            if timed is not None:
+                migration_save_done(json.loads(data)["cursor"], timed)
+
+    persist_state = RecoverableState.persist_state
+
+    async def on_persist_state(
+        self: RecoverableState[Any], event_data: EventPersistStateData | None = None
+    ) -> None:
+        timed = None
+        if event_data is not None and event_data.is_migrating:
+            timed = migration_save_begins()
+        if timed is not None:
+            marks["listener"] = marks["save_start"]
+            cursor = self.current_value.root["cursor"]
+        await persist_state(self, event_data)
+        if timed is not None:
+            migration_save_done(cursor, timed)
+
+    RecoverableState.persist_state = on_persist_state  # type: ignore[method-assign]
+
+    async def item() -> None:
+        starts.append(now())
+        if args.cpu:
+            spin_until = time.perf_counter() + args.cpu
             while time.perf_counter() < spin_until:
                 pass
-            await asyncio.sleep(0)
+        await asyncio.sleep(args.delay)
 
     use_stand_in()
     async with Actor:
-        neighbour = asyncio.create_task(busy_neighbour()) if args.busy else None
+        store: Store = TimedFileStore(args.state) if args.subject == "file" else TimedApifyStore()
 
-        @resumable(key="bench", store=TimedStore())
+        @resumable(key="bench-migration", store=store)
         async def work(*, cursor: int = 0) -> AsyncIterator[int]:
             while True:
-                if args.cpu:
-                    spin_until = time.perf_counter() + args.cpu
-                    while time.perf_counter() < spin_until:
-                        pass
-                await asyncio.sleep(args.delay)
+                await item()
                 cursor += 1
-                os.write(yields, f"{time.monotonic()} {cursor}\n".encode())
+                latest[0] = cursor
                 yield cursor
 
-        await work()
-        if neighbour is not None:
-            neighbour.cancel()
+        # Only this subject opens it: its auto-save would compete with the others' saves.
+        if args.subject == "use_state":
+            state = await Actor.use_state({"cursor": 0}, key="bench-migration-state")
+
+        async def use_state_loop() -> None:
+            cursor = int(str(state["cursor"]))
+            while True:
+                await item()
+                cursor += 1
+                latest[0] = cursor
+                state["cursor"] = cursor
+
+        loop = asyncio.get_running_loop()
+        while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "go":
+            marks.clear()
+            starts.clear()
+            saved.clear()
+            trial[0] += 1
+            task = asyncio.create_task(use_state_loop() if args.subject == "use_state" else work())
+            began = now()
+            while now() - began < WARM_UP or len(starts) < 5:  # noqa: ASYNC110 - polls a list
+                await asyncio.sleep(0.002)
+            sys.stdout.write("ready\n")
+            sys.stdout.flush()
+            # A save that takes longer than the cap is recorded as not done (infinite).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(args.cap):
+                    await saved.wait()
+            done = saved.is_set()
+            if done:
+                await asyncio.sleep(TAIL)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            received = marks.get("received", math.inf)
+            listener = marks.get("listener", math.inf)
+            result = {
+                **marks,
+                "started_after_received": sum(1 for s in starts if s >= received),
+                "started_after_listener": sum(1 for s in starts if s >= listener),
+                "stale_by": latest_at_durable[0] - saved_cursor[0] if done else math.inf,
+            }
+            if not done:
+                result.pop("durable", None)
+                # Let the stalled save land now that the loop is idle, so that it does not
+                # hold the store's lock into the next trial.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(60):
+                        await saved.wait()
+            sys.stdout.write(json.dumps(result) + "\n")
+            sys.stdout.flush()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    """Run the benchmark (or, with ``--child``, one subject's Actor) and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--path", default="direct", help=argparse.SUPPRESS)
+    parser.add_argument("--child", dest="subject", help=argparse.SUPPRESS)
+    parser.add_argument("--delay", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=float, default=0.0, help=argparse.SUPPRESS)
-    parser.add_argument("--delay", type=float, default=0.01, help=argparse.SUPPRESS)
-    parser.add_argument("--busy", type=float, default=0.0, help=argparse.SUPPRESS)
-    parser.add_argument("--yields", help=argparse.SUPPRESS)
-    parser.add_argument("--saves", help=argparse.SUPPRESS)
+    parser.add_argument("--state", help=argparse.SUPPRESS)
+    parser.add_argument("--cap", type=float, default=CAP, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
+    if args.subject:
         asyncio.run(child(args))
         return
     print(table(run(args.trials)))
