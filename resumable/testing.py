@@ -284,12 +284,15 @@ async def _resume(
             else:
                 # Stop a resumed run that goes past the end, or that yields without progress.
                 limit, steps = len(_progress(expected, persisted)) + 1, 2 * len(expected) + 10
+                progress, previous = 0, persisted
                 generator = h.start(job.cursor)
                 try:
                     async for cursor in generator:
                         job.advance(cursor)
                         actual.append(cursor)
-                        if len(actual) >= steps or len(_progress(actual, persisted)) >= limit:
+                        if cursor != previous:
+                            progress, previous = progress + 1, cursor
+                        if progress >= limit or len(actual) >= steps:
                             break
                 finally:
                     await generator.aclose()

@@ -179,6 +179,15 @@ async def test_is_fast_enough_to_run_on_every_test() -> None:
     assert rate > 100, f"{rate:.0f} crash points per second"
 
 
+async def test_a_crash_point_costs_time_in_proportion_to_the_run() -> None:
+    """A few crash points in a long run stay cheap: a crash point is linear in the run's length."""
+    started = time.perf_counter()
+    await assert_resumes(count_to, 2000, points=10)
+    rate = 10 / (time.perf_counter() - started)
+
+    assert rate > 30, f"{rate:.0f} crash points per second"
+
+
 # -- assert_resumes: jobs that do not --------------------------------------------------------------
 
 
