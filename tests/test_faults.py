@@ -24,6 +24,7 @@ import pytest
 
 from resumable import FileStore, StoreError, job
 from resumable._codec import parse
+from resumable.testing import FailingStore
 
 CHILD = Path(__file__).with_name("fault_child.py")
 KEY = "k"
@@ -317,3 +318,34 @@ async def test_two_processes_racing_for_a_key_never_lose_the_newer_progress(
     assert (0, 3) == (second.returncode, first.returncode)
     assert ["claimed", "4"] == claimed[:2]
     assert (14, "completed", claimed[2]) == (record["cursor"], record["status"], record["owner"])
+
+
+# -- a store that hangs -----------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: a store call that hangs makes the last save (and the exit) hang: "
+    "SAVE_TIMEOUT bounds the retries, not an attempt in progress",
+)
+async def test_the_last_save_is_bounded_in_time_when_the_store_hangs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A store that stops answering cannot hold a job's exit past the save timeout.
+
+    House style: "the last save is shielded and bounded in time" — a pod's grace period,
+    or a migration's, is seconds long.
+    """
+    monkeypatch.setattr("resumable._engine.SAVE_TIMEOUT", 0.2)
+    store = FailingStore()
+    try:
+        async with asyncio.timeout(1.5):
+            with pytest.raises(StoreError):
+                async with job(KEY, cursor=0, store=store, triggers=[], interval=None) as j:
+                    j.advance(1)
+                    store.forever, store.delay = True, 3600.0
+    finally:
+        stuck = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*stuck, return_exceptions=True)
