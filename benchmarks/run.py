@@ -48,15 +48,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "concurrency": {"items": 50_000, "repeats": 3},
     },
     "default": {
-        "cost": {"items": 1_000_000, "repeats": 5, "dbos_items": 500},
+        "cost": {"items": 1_000_000, "repeats": 7, "dbos_items": 1_000},
         "migration": {"trials": 20, "cap": 2.0},
         "scale": {"yields": 10_000_000},
         "sizes": {"saves": 30},
         "concurrency": {"items": 200_000, "repeats": 5},
     },
     "full": {
-        "cost": {"items": 1_000_000, "repeats": 11, "dbos_items": 2_000},
-        "migration": {"trials": 40, "cap": 5.0},
+        "cost": {"items": 1_000_000, "repeats": 15, "dbos_items": 2_000},
+        "migration": {"trials": 50, "cap": 5.0},
         "scale": {"yields": 10_000_000},
         "sizes": {"saves": 100},
         "concurrency": {"items": 200_000, "repeats": 11},

@@ -1,0 +1,41 @@
+"""The benchmark runner runs from a clone: a cheap section end to end, no timing asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+RUNNER = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+
+
+def test_runner_reports_a_cheap_section(tmp_path: Path) -> None:
+    """`run.py --quick --only sizes,concurrency` prints its tables and writes its results."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(RUNNER),
+            "--quick",
+            "--only",
+            "sizes,concurrency",
+            "--no-plot",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert 0 == done.returncode, done.stderr
+    assert "### Save and load time by cursor size" in done.stdout
+    assert "### Targets" in done.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {"sizes", "concurrency"} == set(results)
+    assert (tmp_path / "results.md").read_text().strip() == done.stdout.strip()
