@@ -15,13 +15,14 @@ from collections.abc import (
     Iterable,
     Mapping,
 )
+from types import MappingProxyType
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import cattrs
 
 from resumable._codec import Codec, Upgrade, make_converter
 from resumable._engine import Interval, Job, OnCorrupt, resolve_defaults
-from resumable._errors import JobDefinitionError
+from resumable._errors import InvalidOptionError, JobDefinitionError
 from resumable._record import Outcome, Record
 from resumable._stores import Store, check_key
 from resumable._triggers import Trigger
@@ -152,6 +153,29 @@ class JobFunction(Generic[P, C]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Run[C]:
         """Start a run (await it, or iterate it)."""
         return Run(self, args, kwargs)
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """The options the job was declared with (``store``, ``every``, ...), read-only."""
+        return MappingProxyType(self._options)
+
+    def with_options(self, **overrides: Any) -> JobFunction[P, C]:
+        """Return the same job with some options replaced.
+
+        For example ``backfill.with_options(store=MemoryStore(), triggers=[])`` in a test.
+        ``key=`` may be replaced too.
+
+        Raises:
+            InvalidOptionError: An option that `resumable` does not take.
+        """
+        key = overrides.pop("key", self._key)
+        unknown = sorted(set(overrides) - set(self._options))
+        if unknown:
+            raise InvalidOptionError(
+                f"{self.__qualname__}.with_options() got unknown options {unknown}; "
+                f"it takes key and {sorted(self._options)}"
+            )
+        return JobFunction(self.__wrapped__, key=key, options={**self._options, **overrides})
 
     def key_for(self, *args: Any, **kwargs: Any) -> str:
         """Return the key the state of a call with these arguments lives under."""

@@ -15,6 +15,7 @@ import os
 import secrets
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import EllipsisType, TracebackType
@@ -33,9 +34,9 @@ from resumable._errors import (
     StaleWriterError,
     StoreError,
 )
+from resumable._progress import Progress
 from resumable._record import Outcome, Record, Status
 from resumable._stores import FileStore, Store, check_key
-from resumable._progress import Progress
 from resumable._triggers import Detach, Signals, Trigger
 
 C = TypeVar("C")
@@ -426,8 +427,11 @@ class Job(Generic[C]):
             status = "failed"
         else:
             status = "aborted"
+        fenced_out = isinstance(self._failure, StaleWriterError) or isinstance(
+            exc, StaleWriterError
+        )
         try:
-            if not isinstance(self._failure, StaleWriterError):
+            if not fenced_out:
                 await self._finish(status, raising=exc is None or interrupted)
         finally:
             self._detach_all()
@@ -469,6 +473,8 @@ class Job(Generic[C]):
         except asyncio.CancelledError:
             # Cancelled again while saving: let the save finish, then let the cancellation go.
             await asyncio.wait([save], timeout=SAVE_TIMEOUT)
+            if save.done() and not save.cancelled() and save.exception() is not None:
+                log.error("job %r: could not write its final state: %s", self.key, save.exception())
             raise
         except ResumableError as exc:
             if raising:
@@ -697,10 +703,14 @@ class Job(Generic[C]):
             retry=tenacity.retry_if_not_exception_type((ResumableError, _ClaimConflictError)),
             reraise=True,
         )
+        deadline = time.monotonic() + timeout
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await operation()
+                    # A hung call must not outlive the budget: the last save of a run is
+                    # bounded in time, and a migration's budget is the platform's.
+                    async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
+                        return await operation()
         except (ResumableError, _ClaimConflictError):
             raise
         except Exception as exc:

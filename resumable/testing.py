@@ -132,8 +132,8 @@ class _Harness(Generic[C]):
         self.key = fn.key_for(*args, **self.kwargs)
         # The declared options minus where the state goes and what interrupts it: every run
         # gets a store of its own, no timer, no signal handlers. The declared store is never
-        # touched. JobFunction keeps its options private; we are its sibling module.
-        options = fn._options  # noqa: SLF001
+        # touched.
+        options = fn.options
         self.options = {
             **options,
             "store": None,

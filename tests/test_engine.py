@@ -13,6 +13,7 @@ from helpers import CountingStore, FlakyStore, wait_until
 from resumable import (
     CorruptStateError,
     FileStore,
+    InvalidOptionError,
     MemoryStore,
     StaleWriterError,
     StoreError,
@@ -416,3 +417,36 @@ def test_bad_options_are_refused(option: str, value: object):
     """Option values that make no sense fail at once with the option's name."""
     with pytest.raises(ValueError, match=option):
         job("k", cursor=0, **{option: value})  # type: ignore[arg-type]
+
+
+async def test_a_stale_save_propagating_from_the_body_writes_nothing_more(
+    caplog: pytest.LogCaptureFixture,
+):
+    """Leaving the block with StaleWriterError does not try a last write over the new owner."""
+    store = MemoryStore()
+    with pytest.raises(StaleWriterError):
+        async with job("handed-over", cursor=0, store=store, triggers=[]) as old:
+            async with job("handed-over", cursor=0, store=store, triggers=[]) as new:
+                new.advance(5)
+            old.advance(1)
+            await old.save()
+
+    assert "could not write its final state" not in caplog.text
+    assert 5 == parse(await store.load("handed-over") or b"", "handed-over", store)["cursor"]
+
+
+async def test_with_options_replaces_options_and_keeps_the_original():
+    """fn.with_options(store=...) is the same job elsewhere; unknown options are refused."""
+    first, second = MemoryStore(), MemoryStore()
+
+    @resumable(key="opts", store=first, triggers=[])
+    async def numbers(*, cursor: int = 0) -> AsyncIterator[int]:
+        yield cursor + 1
+
+    await numbers.with_options(store=second, key="elsewhere")()
+
+    assert [] == await first.keys()
+    assert ["elsewhere"] == await second.keys()
+    assert first is numbers.options["store"]
+    with pytest.raises(InvalidOptionError, match="unknown options \\['stor'\\]"):
+        numbers.with_options(stor=second)

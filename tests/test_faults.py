@@ -323,11 +323,6 @@ async def test_two_processes_racing_for_a_key_never_lose_the_newer_progress(
 # -- a store that hangs -----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a store call that hangs makes the last save (and the exit) hang: "
-    "SAVE_TIMEOUT bounds the retries, not an attempt in progress",
-)
 async def test_the_last_save_is_bounded_in_time_when_the_store_hangs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
