@@ -474,7 +474,9 @@ class Job(Generic[C]):
             # Cancelled again while saving: let the save finish, then let the cancellation go.
             await asyncio.wait([save], timeout=SAVE_TIMEOUT)
             if save.done() and not save.cancelled() and save.exception() is not None:
-                log.error("job %r: could not write its final state: %s", self.key, save.exception())
+                log.error(  # noqa: TRY400 - the cancellation is what propagates here
+                    "job %r: could not write its final state: %s", self.key, save.exception()
+                )
             raise
         except ResumableError as exc:
             if raising:
