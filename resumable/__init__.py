@@ -18,8 +18,8 @@ from resumable._errors import (
     StaleWriterError,
     StoreError,
 )
-from resumable._record import Outcome, Record
 from resumable._progress import Progress
+from resumable._record import Outcome, Record
 from resumable._stores import FileStore, Guard, MemoryStore, Store
 from resumable._triggers import Signals, Trigger
 
