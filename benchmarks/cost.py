@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import gc
 import logging
@@ -98,26 +99,28 @@ async def advance_loop(n: int) -> float:
     return elapsed
 
 
+_actor_configuration: list[Any] = []
+"""The one Configuration of every Actor this process enters: the service locator refuses a
+second one, so the Actor's local storage is one directory for the whole process."""
+
+
 class Environment:
     """The heavy, once-per-process surroundings: an Actor on local storage, and DBOS."""
 
-    def __init__(self, directory: Path, *, dbos: bool) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.with_dbos = dbos
-        self._configuration: Any = None
         self._dbos_workflow: Callable[[int], Awaitable[int]] | None = None
 
     def actor(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        """A fresh ``async with Actor:`` on this environment's local storage, never purged."""
+        """A fresh ``async with Actor:`` on local storage, never purged."""
         from apify import Actor, Configuration  # noqa: PLC0415 - the SDK loads only when needed
 
-        if self._configuration is None:
-            # One Configuration for every entry: the service locator refuses a second one.
-            self._configuration = Configuration(
-                storage_dir=str(self.directory / "storage"), purge_on_start=False
-            )
+        if not _actor_configuration:
+            storage = tempfile.mkdtemp(prefix="resumable-bench-actor-")
+            atexit.register(shutil.rmtree, storage, ignore_errors=True)
+            _actor_configuration.append(Configuration(storage_dir=storage, purge_on_start=False))
         actor: contextlib.AbstractAsyncContextManager[Any] = Actor(
-            configuration=self._configuration, exit_process=False, configure_logging=False
+            configuration=_actor_configuration[0], exit_process=False, configure_logging=False
         )
         return actor
 
@@ -218,7 +221,7 @@ async def measure(items: int, repeats: int, dbos_items: int | None) -> dict[str,
     """Time every subject *repeats* times, alternating their order; return medians per item."""
     _quiet()
     directory = Path(tempfile.mkdtemp(prefix="resumable-bench-cost-"))
-    environment = Environment(directory, dbos=dbos_items is not None)
+    environment = Environment(directory)
     subjects: dict[str, tuple[Subject, int]] = {
         "floor": (floor, items),
         "@resumable, MemoryStore": (resumable_subject(MemoryStore), items),

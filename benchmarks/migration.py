@@ -229,12 +229,12 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         for name, r in by_subject.items():
             cap = r["cap_ms"]
             breakdown = " → ".join(
-                _ms(r[f"{mark}_ms_median"], cap)
+                format_ms(r[f"{mark}_ms_median"], cap)
                 for mark in ("received", "listener", "save_start", "latency")
             )
             lines.append(
-                f"| {workload} | {name} | {r['trials']} | {_ms(r['latency_ms_median'], cap)} "
-                f"| {_ms(r['latency_ms_worst'], cap)} | {breakdown} "
+                f"| {workload} | {name} | {r['trials']} | {format_ms(r['latency_ms_median'], cap)} "
+                f"| {format_ms(r['latency_ms_worst'], cap)} | {breakdown} "
                 f"| {r['started_after_received_median']:g} / "
                 f"{r['started_after_received_worst']:g} "
                 f"| {r['started_after_listener_median']:g} / "
@@ -244,7 +244,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _ms(value: float, cap: float) -> str:
+def format_ms(value: float, cap: float) -> str:
     """Milliseconds to one decimal; ``> cap`` for a save that was not done within the cap."""
     return f"> {cap:,.0f} ms" if math.isinf(value) else f"{value:,.1f} ms"
 

@@ -140,7 +140,7 @@ def _migration_targets(workload: str, by_subject: dict[str, Any]) -> list[tuple[
         checks.append(
             (
                 f"{workload}, ApifyStore: median <= the SDK's, worst <= {APIFY_WORST_TARGET:g} ms",
-                f"{ours:.1f} vs {theirs:.1f} ms ({ours / theirs:.2f}x), worst {worst:.1f} ms",
+                f"{_ms(ours, apify)} vs {_ms(theirs, sdk)}, worst {_ms(worst, apify)}",
                 ours <= theirs and worst <= APIFY_WORST_TARGET,
             )
         )
@@ -164,6 +164,10 @@ def _migration_targets(workload: str, by_subject: dict[str, Any]) -> list[tuple[
             )
         )
     return checks
+
+
+def _ms(value: float, result: dict[str, Any]) -> str:
+    return migration.format_ms(value, result["cap_ms"])
 
 
 def machine() -> str:
