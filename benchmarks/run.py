@@ -2,16 +2,17 @@
 
 Run from the repository root, in an environment with ``pip install -e '.[bench]'``::
 
-    python benchmarks/run.py            # about 2 minutes on 2 cores
-    python benchmarks/run.py --quick    # a smaller, rougher pass (about 40 s)
-    python benchmarks/run.py --full     # more items, trials and repetitions (about 5 minutes)
+    python benchmarks/run.py            # about 1.5 minutes on 2 cores
+    python benchmarks/run.py --quick    # a smaller, rougher pass (about 25 s)
+    python benchmarks/run.py --full     # more repetitions, items and trials (about 4 minutes)
     python benchmarks/run.py --only cost,scale --no-plot
+    python benchmarks/run.py --docs     # also update docs/images/ (plot and report)
 
 or ``nox -s bench -- --quick``. Every figure is a median over repetitions or trials, and
 every ratio compares subjects measured alternately in the same run. The report is printed and
 also written, with the raw figures as JSON, to ``benchmarks/out/``; the plot goes to
-``benchmarks/out/performance.png`` unless ``--plot`` says where (the docs' copy is
-``docs/images/performance.png``).
+``benchmarks/out/performance.png`` unless ``--plot`` says where; ``--docs`` puts the plot
+and the report where ``docs/performance.md`` picks them up.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import cost  # noqa: E402
 import migration  # noqa: E402
 import scale  # noqa: E402
 
+DOCS = ROOT / "docs" / "images"
 SECTIONS = ("cost", "migration", "scale", "sizes", "concurrency")
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -72,6 +74,7 @@ FILESTORE_TARGETS = {  # workload: (median, worst) in ms
 }
 APIFY_WORST_TARGET = 50.0
 MiB = 1024 * 1024
+DRIFT_TARGET = 0.15
 
 
 def measure(sections: list[str], preset: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +112,14 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
         growth = r["rss_growth_bytes"]
         checks.append(
             ("memory growth over the run < 1 MiB", f"{growth / 1024:+.0f} KiB", growth < MiB)
+        )
+        drift = r["cost_drift_after_first"]
+        checks.append(
+            (
+                f"cost per item constant: each million after the first within {DRIFT_TARGET:.0%}",
+                f"max/min {drift:.2f}x",
+                drift <= 1 + DRIFT_TARGET,
+            )
         )
         writes, bound = r["writes"], r["writes_bound"]
         checks.append(("writes within the policy", f"{writes} <= {bound}", writes <= bound))
@@ -336,15 +347,22 @@ def main() -> None:
     """Parse the command line, run, report, plot."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="fewer items and trials (~40 s)")
-    size.add_argument("--full", action="store_true", help="more items and trials (~5 min)")
+    size.add_argument("--quick", action="store_true", help="fewer items and trials (~25 s)")
+    size.add_argument("--full", action="store_true", help="more items and trials (~4 min)")
     parser.add_argument(
         "--only", help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}"
     )
     parser.add_argument("--plot", type=Path, default=HERE / "out" / "performance.png")
     parser.add_argument("--no-plot", action="store_true", help="skip the plot (no matplotlib)")
     parser.add_argument("--out", type=Path, default=HERE / "out", help="where results go")
+    parser.add_argument(
+        "--docs",
+        action="store_true",
+        help=f"also update the docs: the plot and the report in {DOCS.relative_to(ROOT)}/",
+    )
     args = parser.parse_args()
+    if args.docs:
+        args.plot = DOCS / "performance.png"
     sections = list(SECTIONS)
     if args.only:
         sections = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -360,6 +378,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(text)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    if args.docs:
+        # Not a .md file, so Sphinx does not take it for a page; performance.md includes it.
+        (DOCS / "results.inc").write_text(text + "\n")
     if not args.no_plot:
         plot(results, args.plot)
         print(f"plot: {args.plot}", file=sys.stderr)
