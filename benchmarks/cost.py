@@ -29,6 +29,7 @@ import asyncio
 import atexit
 import contextlib
 import gc
+import importlib
 import logging
 import shutil
 import statistics
@@ -104,6 +105,12 @@ _actor_configuration: list[Any] = []
 second one, so the Actor's local storage is one directory for the whole process."""
 
 
+def _dbos() -> Any:
+    """The ``DBOS`` class, imported by name: a benchmark-only dependency, untyped here so
+    that type-checking the benchmarks does not need it installed."""
+    return importlib.import_module("dbos").DBOS
+
+
 class Environment:
     """The heavy, once-per-process surroundings: an Actor on local storage, and DBOS."""
 
@@ -126,9 +133,8 @@ class Environment:
 
     def start_dbos(self) -> None:
         """Launch DBOS on an SQLite file in this environment's directory."""
-        from dbos import DBOS  # noqa: PLC0415 - benchmark-only dependency
-
-        DBOS(
+        dbos = _dbos()
+        dbos(
             config={
                 "name": "resumable-bench",
                 "system_database_url": f"sqlite:///{self.directory / 'dbos.sqlite'}",
@@ -136,26 +142,24 @@ class Environment:
             }
         )
 
-        @DBOS.step()
         async def step(item: int) -> int:
             return item + 1
 
-        @DBOS.workflow()
+        durable_step = dbos.step()(step)
+
         async def workflow(n: int) -> int:
             cursor = 0
             for item in range(n):
-                cursor = await step(item)
+                cursor = await durable_step(item)
             return cursor
 
-        self._dbos_workflow = workflow
-        DBOS.launch()
+        self._dbos_workflow = dbos.workflow()(workflow)
+        dbos.launch()
 
     def stop_dbos(self) -> None:
         """Shut DBOS down (its worker threads stop)."""
         if self._dbos_workflow is not None:
-            from dbos import DBOS  # noqa: PLC0415
-
-            DBOS.destroy(destroy_registry=True)
+            _dbos().destroy(destroy_registry=True)
             self._dbos_workflow = None
 
     async def dbos(self, n: int) -> float:
