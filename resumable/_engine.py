@@ -259,7 +259,9 @@ class Job(Generic[C]):
         if self.yields >= self._next_every and self._every is not None:
             self._next_every = self.yields + self._every
             self._wake.set()
-        self._due = 0 if self.stopping else self._next_every
+        # CPython compares ints below 2**30 on a fast path: keep _due there, which costs one
+        # extra call of _attend every 2**29 cursors.
+        self._due = 0 if self.stopping else min(self._next_every, self.yields + 2**29)
         return self.stopping
 
     async def drive(self, cursors: AsyncIterator[C]) -> None:
@@ -274,8 +276,7 @@ class Job(Generic[C]):
         # published whenever the hot path attends; `refresh()` asks for that.
         n = self.yields
         try:
-            async for cursor in cursors:
-                self.cursor = cursor
+            async for self.cursor in cursors:
                 n += 1
                 if n >= self._due:
                     self.yields = n
@@ -312,6 +313,14 @@ class Job(Generic[C]):
         calls this on its timer, then reads `yields` a moment later.
         """
         self._due = 0
+
+    def pause(self) -> None:
+        """Stop taking new work from the next cursor on; returns at once.
+
+        An event source that can act synchronously calls this the moment a migration is
+        announced, before the (asynchronous) `migrate` that saves.
+        """
+        self._stop()
 
     def request_save(self) -> None:
         """Ask the writer to save the latest cursor soon (coalesced); returns at once."""

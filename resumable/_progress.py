@@ -97,6 +97,7 @@ class _Line:
         self.handle: asyncio.TimerHandle | None = None
 
     def start(self, delay: float) -> None:
+        self.job.refresh()
         self.handle = self.loop.call_later(delay, self.tick)
 
     def tick(self) -> None:
@@ -109,6 +110,7 @@ class _Line:
         if not self.write("\r" + self.text(now) + _CLEAR):
             return
         self.drawn = True
+        job.refresh()  # the decorator publishes its count lazily: have it fresh for next tick
         self.handle = self.loop.call_later(self.interval, self.tick)
 
     def text(self, now: float) -> str:

@@ -503,12 +503,44 @@ class ApifyEvents:
         else:
             for event, listener in listeners:
                 manager.on(event=event, listener=listener)
+        unhook = _pause_on_emit(manager, job)
 
         def detach() -> None:
+            unhook()
             for event, listener in listeners:
                 manager.off(event=event, listener=listener)
 
         return detach
+
+
+def _pause_on_emit(manager: EventManager, job: Job[Any]) -> Detach:
+    """Pause *job* the moment *manager* emits ``migrating``, before any listener runs.
+
+    The event manager runs each listener in a task of its own, so the job's task, already
+    scheduled, would start one more item before ``on_migrating`` could stop it. Wrapping
+    ``emit`` on this instance stops it synchronously; the listener then saves.
+    """
+    original = manager.emit
+    earlier = manager.__dict__.get("emit")  # another job's hook, or None
+    active = True
+
+    def emit(*, event: Event, event_data: Any) -> None:
+        if active and event == Event.MIGRATING:
+            job.pause()
+        original(event=event, event_data=event_data)
+
+    manager.__dict__["emit"] = emit
+
+    def unhook() -> None:
+        nonlocal active
+        active = False  # a hook with a later one on top of it stays, as a pass-through
+        if manager.__dict__.get("emit") is emit:
+            if earlier is None:
+                del manager.__dict__["emit"]
+            else:
+                manager.__dict__["emit"] = earlier
+
+    return unhook
 
 
 class ApifyStatus:
@@ -571,6 +603,7 @@ class _StatusBoard:
     def add(self, job: Job[Any], interval: float) -> _Progress:
         entry = _Progress(job, interval)
         self._entries.append(entry)
+        job.refresh()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name="resumable-apify-status"
@@ -591,6 +624,8 @@ class _StatusBoard:
             await asyncio.sleep(interval)
             now = time.monotonic()
             message = "\n".join(entry.line(now) for entry in self._entries)
+            for entry in self._entries:
+                entry.job.refresh()  # counts are published lazily: fresh for the next tick
             if message == self._last or not actor_is_running():
                 continue
             self._last = message

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -19,7 +21,7 @@ from crawlee.events import (
 )
 from websockets.asyncio.client import connect
 
-from resumable import MemoryStore, job
+from resumable import MemoryStore, job, resumable
 from resumable._platform import PlatformEvents
 from resumable.apify import ApifyEvents, actor_defaults, actor_is_running
 
@@ -37,6 +39,9 @@ class RecordingJob:
 
     def request_save(self) -> None:
         self.calls.append(("request_save", None))
+
+    def pause(self) -> None:
+        self.calls.append(("pause", None))
 
     async def migrate(self, timeout: float | None = None) -> None:
         self.calls.append(("migrate", timeout))
@@ -69,9 +74,10 @@ async def test_each_platform_event_drives_its_job_control() -> None:
         await emitted(events, Event.ABORTING, EventAbortingData())
         detach()
 
-    assert ["migrate", "request_save", "abort"] == [name for name, _ in recording.calls]
-    assert 18.0 == recording.calls[0][1]
-    assert "aborting" in str(recording.calls[2][1])
+    # The pause comes from emit() itself, before any listener task has run.
+    assert ["pause", "migrate", "request_save", "abort"] == [name for name, _ in recording.calls]
+    assert 18.0 == recording.calls[1][1]
+    assert "aborting" in str(recording.calls[3][1])
 
 
 @pytest.mark.parametrize(
@@ -172,3 +178,37 @@ async def test_the_stand_in_environment_keeps_the_actor_off_the_real_platform(
     assert ("1", "0") == (home["APIFY_IS_AT_HOME"], away["APIFY_IS_AT_HOME"])
     assert "false" == home["CRAWLEE_PURGE_ON_START"]
     assert "pricingModel" in json.loads(home["APIFY_ACTOR_PRICING_INFO"])
+
+
+async def test_migrating_stops_the_job_before_any_listener_runs() -> None:
+    """The job takes no new item once `migrating` is emitted, not even the one its task had
+    scheduled before the listener's task could run."""
+    store = MemoryStore()
+    pulled: list[int] = []
+    async with EventManager() as events:
+
+        @resumable(key="early", store=store, triggers=[ApifyEvents(event_manager=events)])
+        async def crawl(*, cursor: int = 0) -> AsyncIterator[int]:
+            for i in range(cursor, 1_000_000):
+                pulled.append(i)
+                await asyncio.sleep(0)
+                yield i + 1
+
+        task = asyncio.ensure_future(crawl())
+        deadline = time.monotonic() + 5
+        while len(pulled) < 10:
+            assert time.monotonic() < deadline, "the job did not start"
+            await asyncio.sleep(0)
+        events.emit(
+            event=Event.MIGRATING,
+            event_data=EventMigratingData.model_validate({"timeRemainingSecs": 20}),
+        )
+        pulled_at_emit = len(pulled)
+        await events.wait_for_all_listeners_to_complete()
+        saved = json.loads(await store.load("early") or b"")["cursor"]
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    assert pulled_at_emit == len(pulled)
+    assert pulled_at_emit == saved
