@@ -442,14 +442,15 @@ class Job(Generic[C]):
         try:
             if not fenced_out:
                 await self._finish(status, raising=exc is None or interrupted)
+            if status == "running" and self._failure is None:
+                # Migrated: wait to be stopped, still listening for an abort or a signal.
+                await self._park()
+                status = "aborted"
+                await self._finish(status, raising=False)
         finally:
             self._detach_all()
             if self._writer is not None:
                 self._writer.cancel()
-        if status == "running" and self._failure is None:
-            await self._park()
-            status = "aborted"
-            await self._finish(status, raising=False)
         self.outcome = Outcome(
             key=self.key,
             status="aborted" if status != "completed" else "completed",

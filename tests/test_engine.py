@@ -450,3 +450,33 @@ async def test_with_options_replaces_options_and_keeps_the_original():
     assert first is numbers.options["store"]
     with pytest.raises(InvalidOptionError, match="unknown options \\['stor'\\]"):
         numbers.with_options(stor=second)
+
+
+async def test_a_parked_run_still_hears_its_triggers():
+    """After a migration the run waits with its triggers attached, so an abort still ends it."""
+    store = MemoryStore()
+    handle: list[object] = []
+    detached: list[bool] = []
+
+    class Watch(_Capture):
+        def attach(self, job: object):
+            super().attach(job)
+            return lambda: detached.append(True)
+
+    @resumable(key="parked", store=store, interval=None, triggers=[Watch(handle)])
+    async def crawl(*, cursor: int = 0) -> AsyncIterator[int]:
+        for i in range(cursor, 1_000_000):
+            await asyncio.sleep(0)
+            yield i + 1
+
+    task = asyncio.ensure_future(crawl())
+    await wait_until(lambda: bool(handle))
+    await handle[0].migrate(timeout=5)  # type: ignore[attr-defined]
+    await wait_until(lambda: handle[0].outcome is None and handle[0]._closing)  # type: ignore[attr-defined]
+    attached_while_parked = not detached
+    await handle[0].abort("the platform gave up waiting")  # type: ignore[attr-defined]
+    outcome = await task
+
+    assert attached_while_parked
+    assert [True] == detached
+    assert "aborted" == outcome.status
