@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from apify import Actor
 from crawlee.events import Event
 
-from resumable import Signals, Trigger, resumable
+from resumable import Signals, Trigger, concurrently, resumable
 from resumable._platform import use_stand_in
 from resumable._stores import Guard
 from resumable.apify import ApifyEvents, ApifyStatus, ApifyStore
@@ -57,6 +57,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--status-interval", type=float, default=None, help="ApifyStatus every N seconds"
     )
+    parser.add_argument(
+        "--concurrent", type=int, default=0, help="process N items at a time, out of order"
+    )
     return parser.parse_args()
 
 
@@ -74,6 +77,18 @@ async def main(args: argparse.Namespace) -> None:
         if args.status_interval:
             triggers = [Signals(), ApifyEvents(), ApifyStatus(interval=args.status_interval)]
 
+        async def work(item: int) -> None:
+            # Items finish out of order: a later one often before an earlier one.
+            await asyncio.sleep(args.delay * (1 + (item * 7) % 5))
+            os.write(log, f"{item}\n".encode())
+
+        @resumable(key=KEY, store=store, triggers=triggers)
+        async def crawl(*, cursor: int = 0) -> AsyncIterator[int]:
+            async for watermark in concurrently(
+                work, range(args.items), start=cursor, limit=args.concurrent
+            ):
+                yield watermark
+
         @resumable(key=KEY, store=store, triggers=triggers)
         async def process(*, cursor: int = 0) -> AsyncIterator[int]:
             for item in range(cursor, args.items):
@@ -87,7 +102,7 @@ async def main(args: argparse.Namespace) -> None:
                 await asyncio.sleep(args.delay)
                 yield item + 1
 
-        outcome = await process()
+        outcome = await (crawl() if args.concurrent else process())
         os.close(log)
         print(
             "OUTCOME "

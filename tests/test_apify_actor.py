@@ -191,6 +191,32 @@ async def test_migration_saves_the_latest_cursor_stops_and_resumes(
     assert_resumed_correctly(runs, parked["cursor"])
 
 
+async def test_a_concurrent_crawl_migrated_mid_way_loses_no_item(
+    platform: PlatformEvents, tmp_path: Path
+) -> None:
+    """`concurrently` under the real SDK: items finish out of order, the persisted watermark
+    never passes an unfinished one, so after migrating, a SIGKILL and a restart every item
+    is done, and every item before the saved watermark was done exactly once."""
+    runs = ActorRuns(platform, tmp_path)
+    await runs.start("--concurrent", "8")
+    await runs.until_processed(60)
+
+    await platform.send("migrating", {"timeRemainingSecs": 20})
+    await runs.until_logged("waiting for the platform to stop this process")
+    saved = runs.record()
+    done_before_kill = set(runs.processed())
+    await runs.kill()
+    assert saved is not None
+
+    assert set(range(saved["cursor"])) <= done_before_kill
+
+    await runs.start("--concurrent", "8")
+
+    assert 0 == await runs.finish()
+    assert saved["cursor"] == runs.outcome()["resumed_from"]
+    assert_resumed_correctly(runs, saved["cursor"])
+
+
 async def test_abort_saves_closes_the_job_and_ends_aborted(
     platform: PlatformEvents, tmp_path: Path
 ) -> None:
