@@ -131,6 +131,7 @@ class Job(Generic[C]):
         "_every",
         "_failure",
         "_interrupts",
+        "_limit",
         "_lock",
         "_max_size",
         "_next_every",
@@ -216,7 +217,8 @@ class Job(Generic[C]):
         self._next_every = every if every is not None else _NEVER
         # The hot path calls _attend() only once yields reach _due: at the first cursor (to
         # check that it serializes), every N yields, and at once after a stop (_due = 0).
-        self._due = 1
+        self._due = 1.0
+        self._limit = 1
         self._validated = False
         self._owner = _owner_id()
         self._seq = 0
@@ -248,7 +250,7 @@ class Job(Generic[C]):
         """
         self.cursor = cursor
         self.yields += 1
-        if self.yields >= self._due:
+        if self.yields >= self._limit:
             self._attend()
 
     def _attend(self) -> bool:
@@ -259,10 +261,13 @@ class Job(Generic[C]):
         if self.yields >= self._next_every and self._every is not None:
             self._next_every = self.yields + self._every
             self._wake.set()
-        # CPython compares ints below 2**30 on a fast path: keep _due there, which costs one
-        # extra call of _attend every 2**29 cursors.
-        self._due = 0 if self.stopping else min(self._next_every, self.yields + 2**29)
+        self._attend_at(0 if self.stopping else self._next_every)
         return self.stopping
+
+    def _attend_at(self, count: int) -> None:
+        """Have the hot path call `_attend` once the count reaches *count*."""
+        self._limit = count  # compared with the int count of `advance`
+        self._due = float(count)  # compared with the float count of `drive` (see there)
 
     async def drive(self, cursors: AsyncIterator[C]) -> None:
         """Advance through *cursors* until they end or the job stops taking work.
@@ -273,19 +278,21 @@ class Job(Generic[C]):
         if self.stopping:
             return
         # The count lives in a local (an attribute write per cursor costs ~8 % more) and is
-        # published whenever the hot path attends; `refresh()` asks for that.
-        n = self.yields
+        # published whenever the hot path attends; `refresh()` asks for that. It is a float:
+        # CPython takes floats from a free list, where every int past 256 is a fresh
+        # allocation (~6 ns a cursor), and a float counts exactly up to 2**53.
+        n = float(self.yields)
         try:
             async for self.cursor in cursors:
-                n += 1
+                n += 1.0
                 if n >= self._due:
-                    self.yields = n
+                    self.yields = int(n)
                     if self._attend():
                         break
                     # Let the writer run now, even if the generator itself never awaits.
                     await asyncio.sleep(0)
         finally:
-            self.yields = n
+            self.yields = int(n)
 
     async def watch(self, cursors: AsyncIterator[C]) -> AsyncIterator[C]:
         """Like `drive`, but hand each cursor over once it has been recorded.
@@ -312,7 +319,7 @@ class Job(Generic[C]):
         Under `drive` (the decorator) the count is published lazily; a progress display
         calls this on its timer, then reads `yields` a moment later.
         """
-        self._due = 0
+        self._attend_at(0)
 
     def pause(self) -> None:
         """Stop taking new work from the next cursor on; returns at once.
@@ -506,7 +513,7 @@ class Job(Generic[C]):
 
     def _stop(self) -> None:
         self.stopping = True
-        self._due = 0
+        self._attend_at(0)
 
     def _interrupt(self) -> None:
         """Cancel the work of the job (not our cleanup), so that it stops at its next await."""

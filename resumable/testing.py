@@ -5,6 +5,10 @@ that it carries on exactly where the uninterrupted run went. `FailingStore` wrap
 makes it fail on purpose, to test what a job does when its store is down. The pytest plugin
 that installing resumable registers offers both as fixtures (``memory_store``,
 ``failing_store``).
+
+With the ``apify`` extra installed, `PlatformEvents` (a stand-in of the Apify platform's
+events websocket on 127.0.0.1, also the ``platform_events`` fixture) and `use_stand_in` (to
+call in the Actor under test) are here too, for testing your own Actors.
 """
 
 from __future__ import annotations
@@ -22,7 +26,16 @@ from resumable._decorator import JobFunction
 from resumable._engine import Job
 from resumable._stores import Guard, MemoryStore, Store
 
+try:
+    from resumable._platform import PlatformEvents, use_stand_in
+except ImportError:  # pragma: no cover - the apify extra brings the websocket library
+    _HAVE_PLATFORM = False
+else:
+    _HAVE_PLATFORM = True
+
 __all__ = ["Effects", "FailingStore", "Operation", "assert_resumes"]
+if _HAVE_PLATFORM:
+    __all__ += ["PlatformEvents", "use_stand_in"]
 
 C = TypeVar("C")
 
