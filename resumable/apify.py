@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
 import time
 import urllib.parse
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -50,6 +49,7 @@ except ImportError as _missing:  # pragma: no cover - exercised only without the
 from resumable._codec import FORMAT_MARKER
 from resumable._errors import ResumableWarning
 from resumable._stores import Guard, check_key
+from resumable._stores._files import exclusive_lock, fsync_directory, write_atomically
 
 if TYPE_CHECKING:
     from resumable._engine import Job
@@ -62,7 +62,6 @@ log = logging.getLogger("resumable")
 _JSON: Final = "application/json; charset=utf-8"
 _BINARY: Final = "application/octet-stream"
 _METADATA: Final = "__metadata__.json"
-_LOCK_TIMEOUT: Final = 30.0
 
 
 def actor_is_running() -> bool:
@@ -343,7 +342,7 @@ class _LocalFiles:
             if not unchanged:
                 self._write(meta, metadata)
             if self.fsync:
-                self._fsync_directory()
+                fsync_directory(self.directory)
 
     async def delete(self, key: str) -> None:
         path = self._path(key)
@@ -356,7 +355,7 @@ class _LocalFiles:
                     victim.unlink()
                     removed = True
             if removed and self.fsync:
-                self._fsync_directory()
+                fsync_directory(self.directory)
 
     def keys(self) -> list[str]:
         if not self.directory.is_dir():
@@ -376,49 +375,11 @@ class _LocalFiles:
     def _write(self, path: Path, data: bytes) -> None:
         """Replace *path* with *data* atomically: temporary file, fsync, rename."""
         tmp = path.with_name(f".{path.name}.resumable-tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if self.fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(path)
+        write_atomically(path, data, tmp=tmp, fsync=self.fsync)
 
-    def _fsync_directory(self) -> None:
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    @contextlib.asynccontextmanager
-    async def _locked(self) -> AsyncIterator[None]:
+    def _locked(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold an exclusive lock on the store's directory (no lock file to clutter it)."""
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            deadline = time.monotonic() + _LOCK_TIMEOUT
-            delay = 0.0005
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(
-                            f"Could not lock {self.directory} within {_LOCK_TIMEOUT:.0f} s: "
-                            "another process holds it"
-                        ) from None
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        return exclusive_lock(self.directory, create=False, what=str(self.directory))
 
 
 class ApifyEvents:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import fcntl
 import os
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from resumable._stores._base import Guard, check_key
-
-_LOCK_TIMEOUT = 30.0
+from resumable._stores._files import exclusive_lock, fsync_directory, write_atomically
 
 
 class FileStore:
@@ -65,18 +60,9 @@ class FileStore:
                     current = None
                 guard(current)
             tmp = self.directory / f".{key}.json.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if self.fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            tmp.replace(path)
+            write_atomically(path, data, tmp=tmp, fsync=self.fsync)
             if self.fsync:
-                self._fsync_directory()
+                fsync_directory(self.directory)
 
     async def delete(self, key: str) -> None:
         """Remove *key*'s record file, if any."""
@@ -87,7 +73,7 @@ class FileStore:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 if self.fsync:
-                    self._fsync_directory()
+                    fsync_directory(self.directory)
 
     async def keys(self) -> list[str]:
         """Return the keys that have a record file, sorted."""
@@ -95,34 +81,7 @@ class FileStore:
             return []
         return sorted(p.name[: -len(".json")] for p in self.directory.glob("*.json"))
 
-    def _fsync_directory(self) -> None:
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    @contextlib.asynccontextmanager
-    async def _locked(self, key: str) -> AsyncIterator[None]:
-        fd = os.open(self.directory / f".{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + _LOCK_TIMEOUT
-            delay = 0.0005
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(
-                            f"{self!r} could not lock key {key!r} within {_LOCK_TIMEOUT:.0f} s: "
-                            "another process holds it"
-                        ) from None
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+    def _locked(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return exclusive_lock(
+            self.directory / f".{key}.lock", create=True, what=f"key {key!r} of {self!r}"
+        )
