@@ -485,6 +485,8 @@ class Job(Generic[C]):
         save = asyncio.ensure_future(
             self._persist(status, timeout=SAVE_TIMEOUT, urgent=True, fallback=True)
         )
+        # Whoever ends up waiting for it reports its failure; never asyncio's "never retrieved".
+        save.add_done_callback(lambda task: task.cancelled() or task.exception())
         try:
             await asyncio.shield(save)
         except asyncio.CancelledError:

@@ -108,6 +108,10 @@ class EngineMachine(RuleBasedStateMachine):
                 task.cancel()
             if pending:
                 self.loop.run_until_complete(asyncio.wait(pending, timeout=5))
+            # The body's and the side tasks' errors were checked by the rules; mark them seen.
+            for task in [*pending, *self.side, *([self.body] if self.body else [])]:
+                if task.done() and not task.cancelled():
+                    task.exception()
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         finally:
             self.loop.close()
