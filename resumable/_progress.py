@@ -79,6 +79,12 @@ class Progress:
         return line.stop
 
 
+def abbreviated(value: object, width: int) -> str:
+    """Return ``repr(value)``, cut to *width* characters with ``...`` when longer."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 class _Line:
     """The progress line of one job run."""
 
@@ -117,9 +123,7 @@ class _Line:
         job = self.job
         since, count = self.samples[0]
         rate = (job.yields - count) / (now - since) if now > since else 0.0
-        saved = repr(job.persisted)
-        if len(saved) > _CURSOR_WIDTH:
-            saved = saved[: _CURSOR_WIDTH - 3] + "..."
+        saved = abbreviated(job.persisted, _CURSOR_WIDTH)
         text = (
             f"{job.key}: {job.yields:,} items, {rate:,.1f}/s, "
             f"saved {saved} {_ago(now - self.saved_at)} ago"

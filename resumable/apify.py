@@ -48,6 +48,7 @@ except ImportError as _missing:  # pragma: no cover - exercised only without the
 
 from resumable._codec import FORMAT_MARKER
 from resumable._errors import ResumableWarning
+from resumable._progress import abbreviated
 from resumable._stores import Guard, check_key
 from resumable._stores._files import exclusive_lock, fsync_directory, write_atomically
 
@@ -545,9 +546,7 @@ class _Progress:
         elapsed = now - self.since
         rate = (job.yields - self.yields) / elapsed if elapsed > 0 else 0.0
         self.since, self.yields = now, job.yields
-        saved = repr(job.persisted)
-        if len(saved) > 60:
-            saved = saved[:57] + "..."
+        saved = abbreviated(job.persisted, 60)
         state = ", stopping" if job.stopping else ""
         return f"{job.key}: {job.yields:,} done this run ({rate:.1f}/s), saved at {saved}{state}"
 
