@@ -370,8 +370,11 @@ class Job(Generic[C]):
         else:
             log.info("job %r: saved %r before migration", self.key, self.persisted)
 
-    async def abort(self, reason: str = "aborted") -> None:
-        """Persist, stop the job's work (its ``finally`` blocks run) and end it ``"aborted"``."""
+    async def abort(self, reason: str = "aborted", *, budget: float | None = None) -> None:
+        """Persist, stop the job's work (its ``finally`` blocks run) and end it ``"aborted"``.
+
+        *budget* bounds the save in seconds (default: ``SAVE_TIMEOUT``).
+        """
         if self.aborting or not self._started:
             return
         self.aborting = True
@@ -381,7 +384,7 @@ class Job(Generic[C]):
             return  # the run is ending already (or parked): its last write says "aborted"
         log.info("job %r: %s, saving cursor %r and stopping", self.key, reason, self.cursor)
         try:
-            await self._persist("aborted", timeout=SAVE_TIMEOUT, urgent=True)
+            await self._persist("aborted", timeout=budget or SAVE_TIMEOUT, urgent=True)
         except StaleWriterError as exc:
             self._fail(exc)
         except ResumableError as exc:
