@@ -5,8 +5,9 @@ resumable persists the latest one when it matters and hands it back on the next 
 """
 
 from resumable._concurrency import Watermark, concurrently
-from resumable._decorator import JobFunction, Run, resumable
-from resumable._engine import Job, job
+from resumable._controls import Controls
+from resumable._decorator import JobFunction, resumable
+from resumable._engine import Job
 from resumable._errors import (
     CorruptStateError,
     CursorTypeError,
@@ -18,12 +19,15 @@ from resumable._errors import (
     StaleWriterError,
     StoreError,
 )
+from resumable._job import job
 from resumable._progress import Progress
 from resumable._record import Outcome, Record
+from resumable._run import Run
 from resumable._stores import FileStore, Guard, MemoryStore, Store
 from resumable._triggers import Signals, Trigger
 
 __all__ = [
+    "Controls",
     "CorruptStateError",
     "CursorTypeError",
     "FileStore",

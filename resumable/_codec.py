@@ -16,6 +16,7 @@ from cattrs.preconf.json import make_converter as _make_json_converter
 
 from resumable._errors import CorruptStateError, CursorTypeError, ResumableWarning
 from resumable._record import Record, Status
+from resumable._snapshot import Raw
 
 C = TypeVar("C")
 T = TypeVar("T")
@@ -31,8 +32,16 @@ Upgrade = Callable[[Any], Any]
 """Turns the raw JSON of a cursor of version N into the raw JSON of version N + 1."""
 
 
-class NewerRecordError(CursorTypeError):
-    """The record was written by a newer cursor version than this code knows (never upgraded)."""
+class KeptRecordError(CursorTypeError):
+    """A readable record this code cannot use and must not move aside: it is left in place.
+
+    A record from a newer version (a rollback must not restart every job from zero) or one
+    that needs an upgrade step the job does not have.
+    """
+
+
+class NewerRecordError(KeptRecordError):
+    """The record was written by a newer cursor version or format than this code knows."""
 
 
 def make_converter() -> cattrs.Converter:
@@ -65,6 +74,11 @@ def reset_hint(store: object, key: str) -> str:
     return f"`await store.delete({key!r})` on {store!r}"
 
 
+def _dumps(value: Any) -> bytes:
+    """The one JSON form of records: strict (no NaN), compact, UTF-8."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
 def parse(data: bytes, key: str, store: object) -> dict[str, Any]:
     """Parse and check a stored envelope without interpreting the cursor.
 
@@ -91,13 +105,21 @@ def parse(data: bytes, key: str, store: object) -> dict[str, Any]:
         problems.append(f"missing {', '.join(missing)}")
     if envelope.get("status", "running") not in _STATUSES:
         problems.append(f"unknown status {envelope['status']!r}")
-    for name in ("seq", "version"):
+    for name in ("seq", "version", "generation"):
         value = envelope.get(name, 1)
-        if not isinstance(value, int) or isinstance(value, bool):
-            problems.append(f"{name} is {value!r}, not an integer")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            problems.append(f"{name} is {value!r}, not a whole number")
+    if envelope.get("key", key) != key:
+        problems.append(f"it names another key, {envelope['key']!r} (copied from elsewhere?)")
     if not isinstance(envelope.get("owner", ""), str):
         problems.append("owner is not a string")
-    if envelope.get(FORMAT_MARKER) != FORMAT_VERSION:
+    marker = envelope.get(FORMAT_MARKER)
+    if isinstance(marker, int) and not isinstance(marker, bool) and marker > FORMAT_VERSION:
+        raise NewerRecordError(
+            f"{where} has envelope format {marker}, newer than this resumable's "
+            f"{FORMAT_VERSION}. It was left untouched; upgrade resumable to run this job."
+        )
+    if marker != FORMAT_VERSION:
         problems.append(
             f"envelope format {envelope.get(FORMAT_MARKER)!r} is not {FORMAT_VERSION} "
             "(written by a newer resumable?)"
@@ -156,64 +178,80 @@ class Codec(Generic[C]):
         self.max_size = max_size
         self._warned = False
         self._type_name = getattr(cursor_type, "__name__", None) or repr(cursor_type)
+        self._as_type = f"as the cursor type {self._type_name}"
 
-    def unstructure(self, cursor: C) -> Any:
-        """Turn *cursor* into JSON-ready data.
+    def raw(self, cursor: C, origin: str = "yielded") -> Any:
+        """Turn *cursor* into the JSON data it is stored as (a copy that cannot change).
+
+        *origin* says where the cursor came from, for the error message: ``"yielded"``,
+        ``"advanced"``, or ``"fresh-start"`` (the default of the ``cursor`` parameter).
 
         Raises:
-            CursorTypeError: The converter cannot unstructure it into JSON.
+            CursorTypeError: The converter cannot turn it into JSON that the store can hold.
         """
         try:
             raw = self.converter.unstructure(cursor, unstructure_as=self.cursor_type)
-            json.dumps(raw)
+            _dumps(raw)
         except Exception as exc:
             raise CursorTypeError(
-                f"Job {self.key!r} yielded {cursor!r} ({type(cursor).__name__}), which cannot be "
-                f"stored as JSON as a {self._type_name}: {exc}. Yield values of the cursor "
-                "type, or pass a cattrs converter that knows the type with converter=."
+                f"{self._said(cursor, origin)}, which cannot be stored as JSON "
+                f"{self._as_type}: {type(exc).__name__}: {exc}. Use cursors of the cursor type "
+                "that JSON can hold (no NaN or infinity, no unpaired surrogates in strings), or "
+                "pass a cattrs converter that knows the type with converter=."
             ) from exc
         return raw
 
-    def check(self, cursor: C) -> None:
+    def check(self, cursor: C, origin: str = "yielded") -> None:
         """Check that *cursor* survives the trip to JSON and back as the cursor type.
 
         Raises:
             CursorTypeError: It does not (a value of another type, say).
         """
-        raw = self.unstructure(cursor)
+        raw = self.raw(cursor, origin)
         try:
             back = self.converter.structure(raw, self.cursor_type)
         except Exception as exc:
             raise CursorTypeError(
-                f"Job {self.key!r} yielded {cursor!r} ({type(cursor).__name__}), which does "
-                f"not come back from JSON as a {self._type_name}: {exc}. Yield values of the "
-                "cursor type (the annotation of `cursor`), or fix the annotation."
+                f"{self._said(cursor, origin)}, which does not come back from JSON "
+                f"{self._as_type}: {exc}. Use cursors of the cursor type (the annotation of "
+                "`cursor`, or cursor_type=), or fix the annotation."
             ) from exc
         # Only types with a value equality can be compared; others passed the structure step.
         if getattr(type(back), "__eq__", None) is not object.__eq__ and back != cursor:
             raise CursorTypeError(
-                f"Job {self.key!r} yielded {cursor!r} ({type(cursor).__name__}), which comes "
-                f"back from JSON as {back!r}. Yield values of the cursor type "
-                f"({self._type_name}), or fix the annotation of `cursor`."
+                f"{self._said(cursor, origin)}, which comes back from JSON as {back!r}. Use "
+                f"cursors of the cursor type ({self._type_name}), or fix the annotation of "
+                "`cursor`."
             )
 
-    def encode(self, cursor: C, *, status: Status, seq: int, owner: str) -> bytes:
-        """Serialize one record of *cursor*.
+    def restore(self, snapshot: Any) -> C:
+        """Return the cursor a snapshot holds (a `Raw` copy is structured back)."""
+        if isinstance(snapshot, Raw):
+            cursor: C = self.converter.structure(snapshot.data, self.cursor_type)
+            return cursor
+        return snapshot  # type: ignore[no-any-return]
+
+    def encode(
+        self, snapshot: Any, *, status: Status, seq: int, owner: str, generation: int = 0
+    ) -> bytes:
+        """Serialize one record of a cursor (or of its `Raw` snapshot).
 
         Raises:
             CursorTypeError: The cursor cannot be serialized, or it is larger than ``max_size``.
         """
+        raw = snapshot.data if isinstance(snapshot, Raw) else self.raw(snapshot)
         envelope = {
             FORMAT_MARKER: FORMAT_VERSION,
             "key": self.key,
             "version": self.version,
             "status": status,
             "seq": seq,
+            "generation": generation,
             "owner": owner,
             "updated_at": datetime.now(UTC).isoformat(),
-            "cursor": self.unstructure(cursor),
+            "cursor": raw,
         }
-        data = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+        data = _dumps(envelope)
         size = len(data)
         if size > self.max_size:
             raise CursorTypeError(
@@ -231,6 +269,13 @@ class Codec(Generic[C]):
                 stacklevel=2,
             )
         return data
+
+    def _said(self, cursor: object, origin: str) -> str:
+        if origin == "fresh-start":
+            where = "has the fresh-start cursor (the default of its `cursor` parameter)"
+        else:
+            where = origin
+        return f"Job {self.key!r} {where} {cursor!r} ({type(cursor).__name__})"
 
     def decode(self, data: bytes) -> Record[C]:
         """Read a stored record, upgrade its cursor to this version and structure it.
@@ -272,7 +317,7 @@ class Codec(Generic[C]):
         while version < self.version:
             step = self.upgrade.get(version)
             if step is None:
-                raise CursorTypeError(
+                raise KeptRecordError(
                     f"The record of job {self.key!r} in {self.store!r} has cursor version "
                     f"{version}, but upgrade= has no function for {version} -> {version + 1}. "
                     f"Add upgrade={{{version}: fn}} to the job."

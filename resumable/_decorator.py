@@ -6,24 +6,21 @@ import functools
 import inspect
 import re
 import typing
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Callable,
-    Coroutine,
-    Generator,
-    Iterable,
-    Mapping,
-)
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+import attrs
 import cattrs
 
-from resumable._codec import Codec, Upgrade, make_converter
-from resumable._engine import Interval, Job, OnCorrupt, resolve_defaults
-from resumable._errors import InvalidOptionError, JobDefinitionError
-from resumable._record import Outcome, Record
+from resumable._codec import Upgrade
+from resumable._defaults import default_store
+from resumable._engine import Job
+from resumable._errors import JobDefinitionError
+from resumable._job import admitting_none
+from resumable._options import DEFAULT_GRACE, Interval, JobOptions, OnCorrupt
+from resumable._record import Record
+from resumable._run import Run
 from resumable._stores import Store, check_key
 from resumable._triggers import Trigger
 
@@ -39,96 +36,6 @@ _EXPECTED = (
 )
 
 
-class Run(Coroutine[Any, Any, Outcome[C]]):
-    """One run of a resumable job: await it for its `Outcome`, or iterate it to watch.
-
-    ``await run`` (or ``asyncio.run(run)``: a run is a coroutine) drives the job to its
-    end. ``async for cursor in run`` drives the same checkpointed loop and hands over each
-    cursor once the engine has recorded it; the `Outcome` is then in ``run.outcome``. A run
-    can be started once.
-    """
-
-    def __init__(
-        self, function: JobFunction[Any, C], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
-        self._function = function
-        self._args = args
-        self._kwargs = kwargs
-        self._started = False
-        self._coroutine: Coroutine[Any, Any, Outcome[C]] | None = None
-        self.outcome: Outcome[C] | None = None
-        """How the run ended, once it has."""
-
-    def __repr__(self) -> str:
-        return f"<Run of {self._function.__qualname__} outcome={self.outcome!r}>"
-
-    def __await__(self) -> Generator[Any, None, Outcome[C]]:
-        return self._driver().__await__()
-
-    def send(self, value: Any, /) -> Any:
-        """Drive the run one step (the coroutine protocol, for ``asyncio.run``)."""
-        return self._driver().send(value)
-
-    def throw(self, error: Any, value: Any = None, traceback: Any = None, /) -> Any:
-        """Raise *error* inside the run (the coroutine protocol)."""
-        if value is None and traceback is None:
-            return self._driver().throw(error)
-        return self._driver().throw(error, value, traceback)
-
-    def close(self) -> None:
-        """Close the run's coroutine, if it was started."""
-        if self._coroutine is not None:
-            self._coroutine.close()
-
-    def _driver(self) -> Coroutine[Any, Any, Outcome[C]]:
-        if self._coroutine is None:
-            self._coroutine = self._run()
-        return self._coroutine
-
-    def __aiter__(self) -> AsyncIterator[C]:
-        return self._watch()
-
-    def _begin(self) -> tuple[Job[C], Callable[[C], AsyncGenerator[C, None]]]:
-        if self._started:
-            raise RuntimeError(
-                f"this run of {self._function.__qualname__} was already started; call the "
-                "function again for a new run"
-            )
-        self._started = True
-        job, kwargs = self._function.make_job(*self._args, **self._kwargs)
-        generator_function = self._function.__wrapped__
-
-        def start(cursor: C) -> AsyncGenerator[C, None]:
-            return generator_function(*self._args, cursor=cursor, **kwargs)
-
-        return job, start
-
-    async def _run(self) -> Outcome[C]:
-        job, start = self._begin()
-        async with job:
-            generator = start(job.cursor)
-            try:
-                await job.drive(generator)
-            finally:
-                await generator.aclose()
-        assert job.outcome is not None
-        self.outcome = job.outcome
-        return job.outcome
-
-    async def _watch(self) -> AsyncGenerator[C, None]:
-        job, start = self._begin()
-        try:
-            async with job:
-                generator = start(job.cursor)
-                try:
-                    async for cursor in job.watch(generator):
-                        yield cursor
-                finally:
-                    await generator.aclose()
-        finally:
-            self.outcome = job.outcome
-
-
 class JobFunction(Generic[P, C]):
     """A resumable job: call it to get a `Run`; ``state()`` and ``reset()`` manage its record."""
 
@@ -140,14 +47,14 @@ class JobFunction(Generic[P, C]):
         function: Callable[P, AsyncIterator[C]],
         *,
         key: KeySpec,
-        options: dict[str, Any],
+        options: JobOptions,
     ) -> None:
         self.cursor_type, self.default = _inspect(function)
         self.__wrapped__: Callable[..., AsyncGenerator[C, None]] = function  # type: ignore[assignment]
         functools.update_wrapper(self, function)
         self._key = key if key is not None else default_key(function)
         if isinstance(self._key, str):
-            check_key(self._key, options.get("store"))
+            check_key(self._key, options.store)
         self._options = options
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Run[C]:
@@ -157,7 +64,7 @@ class JobFunction(Generic[P, C]):
     @property
     def options(self) -> Mapping[str, Any]:
         """The options the job was declared with (``store``, ``every``, ...), read-only."""
-        return MappingProxyType(self._options)
+        return MappingProxyType(attrs.asdict(self._options, recurse=False))
 
     def with_options(self, **overrides: Any) -> JobFunction[P, C]:
         """Return the same job with some options replaced.
@@ -166,35 +73,25 @@ class JobFunction(Generic[P, C]):
         ``key=`` may be replaced too.
 
         Raises:
-            InvalidOptionError: An option that `resumable` does not take.
+            InvalidOptionError: An option that `resumable` does not take, or a bad value.
         """
         key = overrides.pop("key", self._key)
-        unknown = sorted(set(overrides) - set(self._options))
-        if unknown:
-            raise InvalidOptionError(
-                f"{self.__qualname__}.with_options() got unknown options {unknown}; "
-                f"it takes key and {sorted(self._options)}"
-            )
-        return JobFunction(self.__wrapped__, key=key, options={**self._options, **overrides})
+        options = self._options.evolve(f"{self.__qualname__}.with_options()", **overrides)
+        return JobFunction(self.__wrapped__, key=key, options=options)
 
     def key_for(self, *args: Any, **kwargs: Any) -> str:
         """Return the key the state of a call with these arguments lives under."""
         if isinstance(self._key, str):
             return self._key
         kwargs.pop("cursor", None)
-        return check_key(self._key(*args, **kwargs), self._options.get("store"))
+        return check_key(self._key(*args, **kwargs), self._options.store)
 
     def make_job(self, *args: Any, **kwargs: Any) -> tuple[Job[C], dict[str, Any]]:
         """Return the engine for a call with these arguments, and the arguments minus ``cursor``."""
         kwargs = dict(kwargs)
         default = kwargs.pop("cursor", self.default)
-        job = Job(
-            self.key_for(*args, **kwargs),
-            cursor=default,
-            cursor_type=self.cursor_type,
-            **self._options,
-        )
-        return job, kwargs
+        key = self.key_for(*args, **kwargs)
+        return Job(key, cursor=default, cursor_type=self.cursor_type, options=self._options), kwargs
 
     async def state(self, *args: Any, **kwargs: Any) -> Record[C] | None:
         """Return the persisted state of a call with these arguments, without running it.
@@ -203,29 +100,17 @@ class JobFunction(Generic[P, C]):
             CorruptStateError: The stored record is unreadable.
             CursorTypeError: Its cursor does not fit the job's cursor type.
         """
-        store = self._store()
-        key = self.key_for(*args, **kwargs)
+        store = default_store(self._options.store)
+        key = check_key(self.key_for(*args, **kwargs), store)
         data = await store.load(key)
         if data is None:
             return None
-        options = self._options
-        codec: Codec[C] = Codec(
-            key,
-            store,
-            self.cursor_type,
-            options.get("converter") or make_converter(),
-            version=options.get("version", 1),
-            upgrade=options.get("upgrade"),
-        )
-        return codec.decode(data)
+        return self._options.codec(key, store, self.cursor_type).decode(data)
 
     async def reset(self, *args: Any, **kwargs: Any) -> None:
         """Forget the persisted state of a call with these arguments: the next run starts fresh."""
-        await self._store().delete(self.key_for(*args, **kwargs))
-
-    def _store(self) -> Store:
-        store, _, _ = resolve_defaults(self._options.get("store"), (), None)
-        return store
+        store = default_store(self._options.store)
+        await store.delete(check_key(self.key_for(*args, **kwargs), store))
 
 
 def _inspect(function: object) -> tuple[Any, Any]:
@@ -255,6 +140,8 @@ def _inspect(function: object) -> tuple[Any, Any]:
                 "(e.g. `cursor: int | None = None`)"
             )
         cursor_type = type(parameter.default)
+    elif parameter.default is None:
+        cursor_type = admitting_none(cursor_type)
     return cursor_type, parameter.default
 
 
@@ -282,6 +169,7 @@ def resumable(
     on_corrupt: OnCorrupt = "raise",
     warn_size: int = 64 * 1024,
     max_size: int = 1024 * 1024,
+    grace: float = DEFAULT_GRACE,
 ) -> Callable[[Callable[P, AsyncIterator[C]]], JobFunction[P, C]]: ...
 
 
@@ -298,6 +186,7 @@ def resumable(
     on_corrupt: OnCorrupt = "raise",
     warn_size: int = 64 * 1024,
     max_size: int = 1024 * 1024,
+    grace: float = DEFAULT_GRACE,
 ) -> Any:
     """Make an async generator of cursors a job that resumes where it left off.
 
@@ -321,23 +210,26 @@ def resumable(
         on_corrupt: ``"raise"`` or ``"quarantine"`` (move a bad record aside and start fresh).
         warn_size: Warn once when a serialized cursor passes this many bytes.
         max_size: Refuse cursors that serialize to more bytes than this.
+        grace: Seconds the work in flight gets, after an abort or a signal, to reach its
+            next yield before it is cancelled.
 
     Raises:
         TypeError: The decorated object is not an async generator function with a
             ``cursor`` keyword parameter that has a default.
     """
-    options: dict[str, Any] = {
-        "store": store,
-        "every": every,
-        "interval": interval,
-        "converter": converter,
-        "triggers": triggers,
-        "version": version,
-        "upgrade": upgrade,
-        "on_corrupt": on_corrupt,
-        "warn_size": warn_size,
-        "max_size": max_size,
-    }
+    options = JobOptions(
+        store=store,
+        every=every,
+        interval=interval,
+        converter=converter,
+        triggers=triggers,
+        version=version,
+        upgrade=upgrade,
+        on_corrupt=on_corrupt,
+        warn_size=warn_size,
+        max_size=max_size,
+        grace=grace,
+    )
     if inspect.isasyncgenfunction(key):
         return JobFunction(key, key=None, options=options)
     if callable(key) and _looks_like_a_job(key):

@@ -12,10 +12,10 @@ import collections
 import os
 import shutil
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from resumable._engine import Job
+    from resumable._controls import Controls
     from resumable._triggers import Detach
 
 ENV = "RESUMABLE_PROGRESS"
@@ -69,7 +69,7 @@ class Progress:
         except ValueError:  # a closed stream
             return False
 
-    def attach(self, job: Job[Any]) -> Detach:
+    def attach(self, job: Controls) -> Detach:
         """Start drawing *job*'s line after the delay; return what erases it and stops."""
         stream = self.stream if self.stream is not None else sys.stderr
         if not self.enabled(stream):
@@ -89,7 +89,7 @@ class _Line:
     """The progress line of one job run."""
 
     def __init__(
-        self, job: Job[Any], stream: TextIO, interval: float, loop: asyncio.AbstractEventLoop
+        self, job: Controls, stream: TextIO, interval: float, loop: asyncio.AbstractEventLoop
     ) -> None:
         self.job = job
         self.stream = stream

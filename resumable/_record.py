@@ -52,6 +52,7 @@ class Outcome(Generic[C]):
         resumed_from: The cursor the run started from, or ``None`` on a fresh start.
         yields: How many cursors the job yielded in this run.
         saves: How many store writes this run made.
+        outputs: How many outbox items this run delivered to its sink (0 without one).
     """
 
     key: str
@@ -60,3 +61,4 @@ class Outcome(Generic[C]):
     resumed_from: C | None
     yields: int
     saves: int
+    outputs: int = 0

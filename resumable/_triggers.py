@@ -1,8 +1,8 @@
 """Triggers: what tells a running job to save, to stop pulling work, or to abort.
 
-A trigger is any object with ``attach(job) -> detach``. ``attach`` runs inside the job's
-event loop when the job starts; it hooks the trigger's event source to the job's controls
-(`Job.request_save`, `Job.save`, `Job.migrate`, `Job.abort`) and returns a callable that
+A trigger is any object with ``attach(controls) -> detach``. ``attach`` runs inside the
+job's event loop when the job starts; it hooks the trigger's event source to the job's
+`Controls` (``request_save``, ``pause``, ``migrate``, ``abort``) and returns a callable that
 unhooks it when the job ends.
 """
 
@@ -10,26 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterable
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from resumable._engine import Job
+from resumable._controls import Controls
 
 log = logging.getLogger("resumable")
 
 Detach = Callable[[], None]
+
+GRACE_ENV = "RESUMABLE_TERMINATION_GRACE"
+"""Seconds between SIGTERM and the SIGKILL that follows it, when the platform says (e.g. a
+Kubernetes pod's ``terminationGracePeriodSeconds``); the abort's save is budgeted within it."""
+
+_MARGIN = 1.0  # seconds kept back from a known grace, for the process to exit
 
 
 @runtime_checkable
 class Trigger(Protocol):
     """Something that drives a job's saves and stops from outside the job."""
 
-    def attach(self, job: Job[Any]) -> Detach:
-        """Start watching for *job*; return what stops watching."""
+    def attach(self, controls: Controls, /) -> Detach:
+        """Start watching for the job behind *controls*; return what stops watching."""
         ...
 
 
@@ -39,84 +46,143 @@ _SignalHandler = Callable[[int, FrameType | None], Any] | int | None
 class _SignalHub:
     """One process-wide handler per signal that fans out to every job listening for it.
 
-    Jobs come and go in any order; the handler that was there before the first job is put
-    back when the last one leaves.
+    The first signal aborts every listening job; a second one, while an abort is still
+    saving or giving the work its grace, cuts the work in flight at once (the jobs still end
+    ``aborted``, their saves made). Only once every abort has had its chance to save does a
+    further signal go to the handler that was installed before (a stuck shutdown can still
+    be interrupted). Jobs
+    come and go in any order; when the last one leaves, the previous handler is put back,
+    unless someone else installed theirs in the meantime: that one stays.
     """
 
     def __init__(self) -> None:
-        self._listeners: dict[int, list[tuple[asyncio.AbstractEventLoop, Job[Any]]]] = {}
+        self._listeners: dict[int, list[tuple[asyncio.AbstractEventLoop, Controls, float]]] = {}
         self._previous: dict[int, _SignalHandler] = {}
+        self._received = 0
+        self._aborts: list[asyncio.Future[None]] = []
 
-    def add(self, signum: int, loop: asyncio.AbstractEventLoop, job: Job[Any]) -> None:
+    def add(
+        self, signum: int, loop: asyncio.AbstractEventLoop, job: Controls, budget: float
+    ) -> None:
         listeners = self._listeners.setdefault(signum, [])
         if not listeners:
             self._previous[signum] = signal.signal(signum, self._handle)
-        listeners.append((loop, job))
+        listeners.append((loop, job, budget))
 
-    def remove(self, signum: int, job: Job[Any]) -> None:
+    def remove(self, signum: int, job: Controls) -> None:
         listeners = self._listeners.get(signum, [])
-        listeners[:] = [(loop, j) for loop, j in listeners if j is not job]
+        listeners[:] = [entry for entry in listeners if entry[1] is not job]
         if not listeners and signum in self._previous:
-            signal.signal(signum, self._previous.pop(signum))
+            previous = self._previous.pop(signum)
+            if signal.getsignal(signum) == self._handle:
+                signal.signal(signum, previous)
+        if not any(self._listeners.values()):
+            self._received = 0
+            self._aborts.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        listeners = list(self._listeners.get(signum, []))
-        if all(job.stopping and job.aborting for _, job in listeners):
+        self._received += 1
+        if self._received > 1 and all(abort.done() for abort in self._aborts):
             self._escalate(signum)
             return
-        name = signal.Signals(signum).name
-        for loop, job in listeners:
-            loop.call_soon_threadsafe(_spawn, job, name)
+        reason = f"received {_name(signum)}"
+        for loop, job, budget in self._listeners.get(signum, []):
+            done: asyncio.Future[None] = loop.create_future()
+            self._aborts.append(done)
+            loop.call_soon_threadsafe(_spawn, job, reason, _budget(budget), done)
 
     def _escalate(self, signum: int) -> None:
-        """A second signal while every job is aborting already: the previous handler decides."""
+        """Every stop has had its chance to save: the previous handler decides."""
         for sig in list(self._listeners):
             self._listeners[sig].clear()
-            signal.signal(sig, self._previous.pop(sig))
+            previous = self._previous.pop(sig)
+            if signal.getsignal(sig) == self._handle:
+                signal.signal(sig, previous)
+        self._received = 0
+        self._aborts.clear()
         signal.raise_signal(signum)
 
 
 _background: set[asyncio.Task[None]] = set()
 
 
-def _spawn(job: Job[Any], name: str) -> None:
-    task = asyncio.ensure_future(job.abort(f"received {name}"))
+def _spawn(job: Controls, reason: str, budget: float | None, done: asyncio.Future[None]) -> None:
+    task = asyncio.ensure_future(job.abort(reason, budget=budget))
     _background.add(task)
-    task.add_done_callback(_background.discard)
+
+    def finished(task: asyncio.Task[None]) -> None:
+        _background.discard(task)
+        if not done.done():
+            done.set_result(None)
+
+    task.add_done_callback(finished)
+
+
+def _budget(budget: float) -> float | None:
+    return None if math.isinf(budget) else budget
+
+
+def _name(signum: int) -> str:
+    return signal.Signals(signum).name
 
 
 _hub = _SignalHub()
 
 
 class Signals:
-    """Abort the job on SIGTERM and SIGINT: persist, close the generator, end ``"aborted"``.
+    """Abort the job on SIGTERM and SIGINT: persist, stop its work, end ``"aborted"``.
 
     Only in the main thread (the only place Python delivers signals); elsewhere it does
-    nothing. A second signal while the job is already aborting goes to the handler that was
-    installed before, so a second Ctrl-C still interrupts a stuck shutdown.
+    nothing. A second signal cuts the work in flight at once; once the abort has saved and
+    the work has stopped or been cut, a further one goes to the handler that was installed
+    before, so a stuck shutdown can still be interrupted.
 
     Args:
         signals: Which signals abort the job.
+        grace: Seconds between the signal and the SIGKILL that follows it, when known (a
+            Kubernetes pod's ``terminationGracePeriodSeconds``): the abort's saves are
+            budgeted within it. Default: the environment variable
+            ``RESUMABLE_TERMINATION_GRACE``, else the usual save budget.
     """
 
-    def __init__(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
+    def __init__(
+        self,
+        signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT),
+        *,
+        grace: float | None = None,
+    ) -> None:
         self.signals = tuple(signals)
+        self.grace = grace
 
     def __repr__(self) -> str:
-        return f"Signals({', '.join(signal.Signals(s).name for s in self.signals)})"
+        return f"Signals({', '.join(_name(s) for s in self.signals)})"
 
-    def attach(self, job: Job[Any]) -> Detach:
-        """Route the signals to *job* until the returned callable is called."""
+    def budget(self) -> float:
+        """Seconds an abort on a signal may spend saving (``inf``: the usual budget)."""
+        grace = self.grace
+        if grace is None:
+            raw = os.environ.get(GRACE_ENV, "")
+            try:
+                grace = float(raw) if raw else None
+            except ValueError:
+                log.warning("%s=%r is not a number of seconds; ignoring it", GRACE_ENV, raw)
+        if grace is None or not math.isfinite(grace) or grace <= 0:
+            return math.inf
+        return max(grace - _MARGIN, grace / 2)
+
+    def attach(self, controls: Controls) -> Detach:
+        """Route the signals to the job behind *controls* until the returned callable is called."""
         if threading.current_thread() is not threading.main_thread():
-            log.debug("job %r runs outside the main thread: signals are not watched", job.key)
+            log.debug("job %r runs outside the main thread: signals are not watched", controls.key)
             return _nothing
         loop = asyncio.get_running_loop()
+        budget = self.budget()
         for signum in self.signals:
-            _hub.add(signum, loop, job)
+            _hub.add(signum, loop, controls, budget)
 
         def detach() -> None:
             for signum in self.signals:
-                _hub.remove(signum, job)
+                _hub.remove(signum, controls)
 
         return detach
 

@@ -53,7 +53,7 @@ from resumable._stores import Guard, check_key
 from resumable._stores._files import exclusive_lock, fsync_directory, write_atomically
 
 if TYPE_CHECKING:
-    from resumable._engine import Job
+    from resumable._controls import Controls
     from resumable._triggers import Detach, Trigger
 
 __all__ = ["ApifyEvents", "ApifyStatus", "ApifyStore", "actor_defaults", "actor_is_running"]
@@ -433,7 +433,7 @@ class ApifyEvents:
         remaining = time_remaining.total_seconds()
         return max(remaining - self.safety_margin, remaining / 2, 0.5)
 
-    def attach(self, job: Job[Any]) -> Detach:
+    def attach(self, job: Controls) -> Detach:
         """Listen to the platform's events for *job* until the returned callable is called."""
 
         async def on_migrating(data: EventMigratingData) -> None:
@@ -475,7 +475,7 @@ class ApifyEvents:
         return detach
 
 
-def _pause_on_emit(manager: EventManager, job: Job[Any]) -> Detach:
+def _pause_on_emit(manager: EventManager, job: Controls) -> Detach:
     """Pause *job* the moment *manager* emits ``migrating``, before any listener runs.
 
     The event manager runs each listener in a task of its own, so the job's task, already
@@ -526,7 +526,7 @@ class ApifyStatus:
     def __repr__(self) -> str:
         return f"ApifyStatus(interval={self.interval})"
 
-    def attach(self, job: Job[Any]) -> Detach:
+    def attach(self, job: Controls) -> Detach:
         """Report *job*'s progress until the returned callable is called."""
         entry = _board.add(job, self.interval)
         return lambda: _board.remove(entry)
@@ -535,7 +535,7 @@ class ApifyStatus:
 class _Progress:
     """One job on the status board, with what the rate is measured from."""
 
-    def __init__(self, job: Job[Any], interval: float) -> None:
+    def __init__(self, job: Controls, interval: float) -> None:
         self.job = job
         self.interval = interval
         self.since = time.monotonic()
@@ -560,7 +560,7 @@ class _StatusBoard:
         self._last = ""
         self._failed = False
 
-    def add(self, job: Job[Any], interval: float) -> _Progress:
+    def add(self, job: Controls, interval: float) -> _Progress:
         entry = _Progress(job, interval)
         self._entries.append(entry)
         job.refresh()

@@ -21,7 +21,6 @@ from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
-from resumable._codec import make_converter
 from resumable._decorator import JobFunction
 from resumable._engine import Job
 from resumable._stores import Guard, MemoryStore, Store
@@ -146,24 +145,17 @@ class _Harness(Generic[C]):
         # The declared options minus where the state goes and what interrupts it: every run
         # gets a store of its own, no timer, no signal handlers. The declared store is never
         # touched.
-        options = fn.options
-        self.options = {
-            **options,
-            "store": None,
-            "triggers": (),
-            "interval": None,
-            "every": None,
-            # One converter for all the runs: making one costs more than a whole short run.
-            "converter": options.get("converter") or make_converter(),
-        }
+        self.base = fn.with_options(triggers=(), interval=None, every=None)
         self.effects = effects
         self.name = f"job {self.key!r}"
         if fn.__name__ not in self.key:
             self.name += f" ({fn.__name__})"
 
     def job(self, store: Store) -> Job[C]:
-        options = {**self.options, "store": store}
-        return Job(self.key, cursor=self.default, cursor_type=self.fn.cursor_type, **options)
+        job, _ = self.base.with_options(store=store).make_job(
+            *self.args, cursor=self.default, **self.kwargs
+        )
+        return job
 
     def start(self, cursor: C) -> AsyncGenerator[C, None]:
         return self.fn.__wrapped__(*self.args, cursor=cursor, **self.kwargs)

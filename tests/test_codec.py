@@ -113,7 +113,17 @@ async def test_the_record_is_readable_json_with_a_format_marker_and_version():
     assert 1 == envelope[FORMAT_MARKER]
     assert 2 == envelope["version"]
     assert {"offset": 5, "token": "abc"} == envelope["cursor"]
-    assert {"resumable", "key", "version", "status", "seq", "owner", "updated_at", "cursor"} == set(
+    assert {
+        "resumable",
+        "key",
+        "version",
+        "status",
+        "seq",
+        "generation",
+        "owner",
+        "updated_at",
+        "cursor",
+    } == set(
         envelope
     )
 
@@ -143,7 +153,7 @@ async def test_a_first_yield_of_the_wrong_type_fails_at_that_yield():
     async def wrong(*, cursor: int = 0) -> AsyncIterator[Any]:
         yield "12x"
 
-    with pytest.raises(CursorTypeError, match=r"yielded '12x' \(str\).*as a int"):
+    with pytest.raises(CursorTypeError, match=r"yielded '12x' \(str\).*as the cursor type int"):
         await wrong()
 
 

@@ -21,6 +21,7 @@ from resumable import (
     resumable,
 )
 from resumable._codec import parse
+from resumable._engine import Phase
 
 
 def cursors_of(store: CountingStore) -> list[object]:
@@ -472,7 +473,7 @@ async def test_a_parked_run_still_hears_its_triggers():
     task = asyncio.ensure_future(crawl())
     await wait_until(lambda: bool(handle))
     await handle[0].migrate(timeout=5)  # type: ignore[attr-defined]
-    await wait_until(lambda: handle[0].outcome is None and handle[0]._closing)  # type: ignore[attr-defined]
+    await wait_until(lambda: handle[0]._phase is Phase.PARKED)  # type: ignore[attr-defined]
     attached_while_parked = not detached
     await handle[0].abort("the platform gave up waiting")  # type: ignore[attr-defined]
     outcome = await task

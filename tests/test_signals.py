@@ -57,12 +57,12 @@ def test_a_signal_persists_closes_the_generator_and_ends_aborted(tmp_path: Path,
 
 
 def test_a_second_sigint_interrupts_a_stuck_shutdown(tmp_path: Path):
-    """If the job is already aborting, the next SIGINT goes to Python's own handler."""
+    """Once the abort has saved and cut the work, the next SIGINT goes to Python's handler."""
     script = tmp_path / "stuck.py"
     script.write_text(
         "import asyncio\n"
         "from resumable import MemoryStore, resumable\n"
-        "@resumable(key='stuck', store=MemoryStore())\n"
+        "@resumable(key='stuck', store=MemoryStore(), grace=0.1)\n"
         "async def stuck(*, cursor: int = 0):\n"
         "    yield 1\n"
         "    try:\n"

@@ -48,15 +48,27 @@ class Store(Protocol):
         ...
 
 
+def max_key_length(store: object) -> int:
+    """The longest key *store* holds (256, the Apify key-value store's limit, unless it says)."""
+    limit = getattr(store, "max_key_length", 256)
+    return limit if isinstance(limit, int) else 256
+
+
 def check_key(key: object, store: object = None) -> str:
     """Return *key* if every store accepts it.
 
     Raises:
         InvalidKeyError: It is not a string of 1 to 256 characters from ``a-zA-Z0-9!-_.'()``.
     """
-    if isinstance(key, str) and KEY_PATTERN.fullmatch(key):
-        return key
     where = f" for {store!r}" if store is not None else ""
+    if isinstance(key, str) and KEY_PATTERN.fullmatch(key):
+        limit = max_key_length(store)
+        if len(key) <= limit:
+            return key
+        raise InvalidKeyError(
+            f"Key {key[:40]!r}... is {len(key)} characters, longer than the {limit} that "
+            f"{store!r} can hold. Use a shorter key (a hash of a long name, say)."
+        )
     raise InvalidKeyError(
         f"Key {key!r} is not valid{where}: a key is 1 to 256 characters from a-z, A-Z, 0-9 "
         "and !-_.'() (the Apify key-value store's rule). Pass key= with such a string, "

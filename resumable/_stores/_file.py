@@ -21,12 +21,17 @@ class FileStore:
     would wait behind a busy loop exactly when a save is most urgent.
 
     Args:
-        directory: Where the records live; created on the first save.
+        directory: Where the records live (relative to the current directory when the
+            store is made); created on the first save.
         fsync: Flush every save to the disk. Turn off only for throwaway state.
     """
 
+    max_key_length = 240
+    """Longer keys would overflow a file name (255 bytes) with the temporary file's suffix."""
+
     def __init__(self, directory: str | os.PathLike[str] = ".resumable", *, fsync: bool = True):
-        self.directory = Path(directory)
+        # Resolved now: a job that changes directory while it runs keeps writing one place.
+        self.directory = Path(directory).absolute()
         self.fsync = fsync
 
     def __repr__(self) -> str:

@@ -23,14 +23,20 @@ def write_atomically(path: Path, data: bytes, *, tmp: Path, fsync: bool) -> None
     """
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+    except BaseException:
+        # A full disk or a failed rename must not leave a half-written temporary file behind.
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def fsync_directory(directory: Path) -> None:

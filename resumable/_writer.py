@@ -1,0 +1,322 @@
+"""The writer: the one owner of a run's store calls.
+
+It claims the key (load, quarantine, take ownership), writes records with a fencing check,
+runs the routine saves (timer, every N yields, coalesced, at most one in flight) and takes
+urgent saves (migration, abort, signals, the last save), which never wait behind a routine
+one: an urgent request abandons the routine attempt in flight.
+
+Fencing is by claim generation: every claim raises the key's generation by one, a write is
+accepted only over a record of the same generation and owner, and a run that finds an older
+generation's write landed over its own (a store that cannot check atomically) writes its own
+state back instead of giving up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from resumable._codec import Codec, KeptRecordError, parse
+from resumable._errors import (
+    CorruptStateError,
+    CursorTypeError,
+    ResumableError,
+    StaleWriterError,
+    StoreError,
+)
+from resumable._record import Record, Status
+from resumable._retry import Conflict, retrying
+from resumable._snapshot import Raw
+from resumable._stores import Store, max_key_length
+
+log = logging.getLogger("resumable")
+
+SAVE_TIMEOUT = 10.0
+"""How long one save keeps retrying a failing store before giving up."""
+
+
+def owner_id() -> str:
+    """Name a run: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Writer:
+    """Every store call of one run of one key.
+
+    Attributes:
+        seq: The ``seq`` of the latest write.
+        generation: The claim generation this run holds.
+        saves: Writes made.
+        persisted: The snapshot of the latest write.
+        status: The status of the latest write.
+    """
+
+    def __init__(self, key: str, store: Store, codec: Codec[Any], *, quarantine: bool) -> None:
+        self.key = key
+        self.store = store
+        self.codec = codec
+        self.owner = owner_id()
+        self.seq = 0
+        self.generation = 0
+        self.saves = 0
+        self.persisted: Any = None
+        self.status: Status = "running"
+        self._quarantine_bad = quarantine
+        self._closed = False
+        self._urgent = 0
+        self._urgent_lock = asyncio.Lock()
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._wake = asyncio.Event()
+        self._routine: asyncio.Timeout | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # -- claiming ---------------------------------------------------------------------
+
+    async def claim(self, fresh: Any) -> Record[Any] | None:
+        """Load the key's record and take ownership of it in one guarded write.
+
+        Args:
+            fresh: The snapshot to write on a fresh start.
+
+        Returns:
+            The record the run resumes from, or ``None`` on a fresh start.
+        """
+        deadline = asyncio.get_running_loop().time() + SAVE_TIMEOUT
+        return await retrying(
+            lambda: self._claim_once(fresh, deadline),
+            deadline=deadline,
+            describe=lambda: f"Taking ownership of job {self.key!r} in {self.store!r}",
+        )
+
+    async def _claim_once(self, fresh: Any, deadline: float) -> Record[Any] | None:
+        data = await self.load()
+        record = await self._decode(data, deadline) if data is not None else None
+        if record is None:
+            expected: tuple[int, int] | None = None
+            snapshot, seq, generation = fresh, 0, 0
+        else:
+            envelope = parse(data or b"", self.key, self.store)
+            generation = envelope.get("generation", 0)
+            expected = (record.seq, generation)
+            snapshot, seq = Raw(self.codec.raw(record.cursor, "resumed")), record.seq
+        encoded = self.codec.encode(
+            snapshot, status="running", seq=seq + 1, owner=self.owner, generation=generation + 1
+        )
+
+        def guard(current: bytes | None) -> None:
+            if current is None:
+                found = None
+            else:
+                envelope = parse(current, self.key, self.store)
+                found = (envelope["seq"], envelope.get("generation", 0))
+            if found != expected:
+                raise Conflict
+
+        await self.store.save(self.key, encoded, guard=guard)
+        self.seq, self.generation, self.saves = seq + 1, generation + 1, self.saves + 1
+        self.persisted, self.status = snapshot, "running"
+        return record
+
+    async def load(self) -> bytes | None:
+        """Load the key's record bytes, checking that the store kept to its protocol."""
+        data: object = await self.store.load(self.key)
+        if data is None or isinstance(data, bytes):
+            return data
+        if isinstance(data, bytearray | memoryview):
+            return bytes(data)
+        raise StoreError(
+            f"{self.store!r}.load({self.key!r}) returned a {type(data).__name__}, not bytes or "
+            "None. A store's load() returns the record's bytes exactly as saved; fix the "
+            "store adapter."
+        )
+
+    async def _decode(self, data: bytes, deadline: float) -> Record[Any] | None:
+        try:
+            return self.codec.decode(data)
+        except KeptRecordError:
+            raise
+        except (CorruptStateError, CursorTypeError) as exc:
+            if not self._quarantine_bad:
+                raise
+            await self._quarantine(data, exc, deadline)
+            return None
+
+    async def _quarantine(self, data: bytes, exc: Exception, deadline: float) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        suffix = f".corrupt-{stamp}"
+        aside = self.key[: max_key_length(self.store) - len(suffix)] + suffix
+        await retrying(
+            lambda: self.store.save(aside, data),
+            deadline=deadline,
+            describe=lambda: f"Moving the record of job {self.key!r} aside in {self.store!r}",
+        )
+        await self.store.delete(self.key)
+        log.warning(
+            "job %r: the stored record was unusable (%s); it was moved to key %r in %r, "
+            "and the job starts fresh",
+            self.key,
+            exc,
+            aside,
+            self.store,
+        )
+
+    # -- writing ----------------------------------------------------------------------
+
+    async def _write(self, snapshot: Any, status: Status, deadline: float, *, final: bool) -> bool:
+        """Write *snapshot* with *status* unless the store holds exactly that already."""
+        if snapshot is self.persisted and status == self.status:
+            return False
+        seq = self.seq + 1
+        try:
+            data = self.codec.encode(
+                snapshot, status=status, seq=seq, owner=self.owner, generation=self.generation
+            )
+        except CursorTypeError:
+            if not final:
+                raise
+            # The last save of a failing run still records how it ended, at the last good cursor.
+            snapshot = self.persisted
+            data = self.codec.encode(
+                snapshot, status=status, seq=seq, owner=self.owner, generation=self.generation
+            )
+        await retrying(
+            lambda: self.store.save(self.key, data, guard=self._guard),
+            deadline=deadline,
+            describe=lambda: f"Saving the state of job {self.key!r} in {self.store!r}",
+        )
+        self.seq, self.saves, self.persisted, self.status = seq, self.saves + 1, snapshot, status
+        log.debug("job %r: saved seq %d (%s)", self.key, seq, status)
+        return True
+
+    def _guard(self, current: bytes | None) -> None:
+        if current is None:
+            raise StaleWriterError(
+                f"The record of job {self.key!r} in {self.store!r} was deleted while the job "
+                "ran (a reset?). This run stops rather than write it back; start the job again "
+                "to begin from scratch."
+            )
+        envelope = parse(current, self.key, self.store)
+        generation = envelope.get("generation", 0)
+        if generation > self.generation or (
+            generation == self.generation and envelope["owner"] != self.owner
+        ):
+            raise StaleWriterError(
+                f"Job {self.key!r} in {self.store!r} was taken over by another run "
+                f"({envelope['owner']}, seq {envelope['seq']}); this run ({self.owner}) stops "
+                "without overwriting its progress. Run one instance per key, or give "
+                "concurrent runs different keys."
+            )
+        if generation < self.generation:
+            log.warning(
+                "job %r: an older run (%s) wrote %r after this run took the key over; this "
+                "run writes its own state back",
+                self.key,
+                envelope["owner"],
+                self.store,
+            )
+
+    async def urgent(
+        self, latest: Callable[[], Any], status: Status, deadline: float, *, final: bool = False
+    ) -> bool:
+        """Write the latest snapshot now, ahead of any routine save.
+
+        After the final save nothing writes: later requests return ``False``.
+
+        Raises:
+            StoreError: The store still failed at *deadline*.
+            StaleWriterError: Another run took the key over.
+            CursorTypeError: The cursor cannot be serialized.
+        """
+        self._urgent += 1
+        self._quiet.clear()
+        try:
+            async with self._urgent_lock:
+                if self._closed:
+                    return False
+                self._closed = final
+                if self._routine is not None:
+                    self._routine.reschedule(asyncio.get_running_loop().time())
+                await self._idle.wait()
+                return await self._write(latest(), status, deadline, final=final)
+        finally:
+            self._urgent -= 1
+            if not self._urgent:
+                self._quiet.set()
+
+    # -- routine saves ----------------------------------------------------------------
+
+    def start(
+        self,
+        latest: Callable[[], Any],
+        interval: float | None,
+        failed: Callable[[ResumableError], None],
+    ) -> None:
+        """Start the routine saves: on `wake` and every *interval* seconds."""
+        self._loop_task = asyncio.create_task(
+            self._routine_loop(latest, interval, failed), name=f"resumable-writer:{self.key}"
+        )
+
+    def wake(self) -> None:
+        """Ask for a routine save of the latest snapshot soon (coalesced)."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop the routine saves (an attempt in flight is abandoned)."""
+        task, self._loop_task = self._loop_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+
+    async def _routine_loop(
+        self,
+        latest: Callable[[], Any],
+        interval: float | None,
+        failed: Callable[[ResumableError], None],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            await _wait(self._wake, interval)
+            self._wake.clear()
+            await self._quiet.wait()
+            if self._closed:
+                return
+            self._idle.clear()
+            scope = self._routine = asyncio.timeout(None)
+            try:
+                async with scope:
+                    await self._write(latest(), "running", loop.time() + SAVE_TIMEOUT, final=False)
+            except TimeoutError:
+                if not scope.expired():
+                    raise
+                # Abandoned for an urgent save, which writes the latest cursor itself.
+            except StoreError as exc:
+                log.warning("job %r: periodic save failed, will try again: %s", self.key, exc)
+            except ResumableError as exc:
+                failed(exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure of the writer fails the run
+                failed(StoreError(f"The writer of job {self.key!r} failed: {exc!r}"))
+                return
+            finally:
+                self._routine = None
+                self._idle.set()
+
+
+async def _wait(event: asyncio.Event, timeout: float | None) -> None:
+    if timeout is None:
+        await event.wait()
+        return
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        pass
