@@ -109,8 +109,6 @@ def parse(data: bytes, key: str, store: object) -> dict[str, Any]:
         value = envelope.get(name, 1)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             problems.append(f"{name} is {value!r}, not a whole number")
-    if envelope.get("key", key) != key:
-        problems.append(f"it names another key, {envelope['key']!r} (copied from elsewhere?)")
     if not isinstance(envelope.get("owner", ""), str):
         problems.append("owner is not a string")
     marker = envelope.get(FORMAT_MARKER)

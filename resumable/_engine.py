@@ -79,6 +79,7 @@ class Job(Generic[C]):
         resumed_from: The persisted cursor the run started from, or ``None``.
         stopping: Set when the job should take no new work (migration, abort, signal).
         yields: Cursors advanced in this run (under `drive`, published lazily: `refresh`).
+        interval: Seconds between periodic saves, as resolved at start (``None``: none).
         outcome: How the run ended, once it has.
     """
 
@@ -89,6 +90,7 @@ class Job(Generic[C]):
         self.resumed = False
         self.resumed_from: C | None = None
         self.stopping = False
+        self.interval: float | None = None
         self.yields = 0
         self.outcome: Outcome[C] | None = None
         self._options = options
@@ -288,8 +290,8 @@ class Job(Generic[C]):
         self.pause()
         budget = timeout if timeout is not None else SAVE_TIMEOUT
         log.info("job %r: migrating, saving cursor %r within %.1f s", self.key, self.cursor, budget)
-        if await self._urgent("running", budget, "before the migration"):
-            log.info("job %r: saved %r before the migration", self.key, self.persisted)
+        if await self._urgent("running", budget, "before migration"):
+            log.info("job %r: saved %r before migration", self.key, self.persisted)
 
     async def abort(self, reason: str = "aborted", *, budget: float | None = None) -> None:
         """Persist, stop the work (after its grace) and end the run ``"aborted"``.
@@ -423,6 +425,7 @@ class Job(Generic[C]):
         except BaseException:
             self._detach_all()
             raise
+        self.interval = where.interval
         self._writer.start(self._latest, where.interval, self._fail)
         if self._scoped:
             await self._work.enter()

@@ -17,9 +17,11 @@ import uuid
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import PurePath
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
+
+T = TypeVar("T")
 
 _ATOMS = (
     type(None),
@@ -71,6 +73,11 @@ def immutable(value: object, depth: int = 0) -> bool:  # noqa: PLR0911 - one ret
             immutable(getattr(value, a.name), depth + 1) for a in attrs.fields(cls)
         )
     return False
+
+
+def frozen_copy(value: T) -> T:
+    """Return *value* itself when it cannot change, else a deep copy of it."""
+    return value if immutable(value) else copy.deepcopy(value)
 
 
 def _attrs_frozen(value: Any) -> bool:

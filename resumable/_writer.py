@@ -79,6 +79,16 @@ class Writer:
         self._idle.set()
         self._loop_task: asyncio.Task[None] | None = None
 
+    @property
+    def busy(self) -> bool:
+        """Whether a save is in flight or waiting for one."""
+        return bool(self._urgent) or not self._idle.is_set()
+
+    @property
+    def pending(self) -> bool:
+        """Whether a routine save was asked for and has not started yet."""
+        return self._wake.is_set() and not self._closed and self._loop_task is not None
+
     # -- claiming ---------------------------------------------------------------------
 
     async def claim(self, fresh: Any) -> Record[Any] | None:
@@ -176,15 +186,16 @@ class Writer:
         if snapshot is self.persisted and status == self.status:
             return False
         seq = self.seq + 1
+        unstorable: CursorTypeError | None = None
         try:
             data = self.codec.encode(
                 snapshot, status=status, seq=seq, owner=self.owner, generation=self.generation
             )
-        except CursorTypeError:
+        except CursorTypeError as exc:
             if not final:
                 raise
-            # The last save of a failing run still records how it ended, at the last good cursor.
-            snapshot = self.persisted
+            # The last save still records that the run failed, at the last good cursor.
+            unstorable, snapshot, status = exc, self.persisted, "failed"
             data = self.codec.encode(
                 snapshot, status=status, seq=seq, owner=self.owner, generation=self.generation
             )
@@ -195,6 +206,8 @@ class Writer:
         )
         self.seq, self.saves, self.persisted, self.status = seq, self.saves + 1, snapshot, status
         log.debug("job %r: saved seq %d (%s)", self.key, seq, status)
+        if unstorable is not None:
+            raise unstorable
         return True
 
     def _guard(self, current: bytes | None) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 from resumable._decorator import JobFunction
 from resumable._engine import Job
+from resumable._snapshot import frozen_copy
 from resumable._stores import Guard, MemoryStore, Store
 
 try:
@@ -194,7 +195,7 @@ async def _uninterrupted(h: _Harness[C]) -> _Baseline[C]:
             try:
                 async for cursor in generator:
                     job.advance(cursor)
-                    cursors.append(cursor)
+                    cursors.append(frozen_copy(cursor))
                     marks.append(h.mark() - start)
             finally:
                 await generator.aclose()
@@ -294,7 +295,7 @@ async def _resume(
                 try:
                     async for cursor in generator:
                         job.advance(cursor)
-                        actual.append(cursor)
+                        actual.append(frozen_copy(cursor))
                         if cursor != previous:
                             progress, previous = progress + 1, cursor
                         if progress >= limit or len(actual) >= steps:

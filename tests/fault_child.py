@@ -126,7 +126,7 @@ async def race_first(directory: Path) -> int:
             await j.save()
             os.open = real_open
             print("saved 4", flush=True)
-            await wait_for_takeover(store.path(KEY), j._owner, directory.parent / "done")
+            await wait_for_takeover(store.path(KEY), j._writer.owner, directory.parent / "done")
             j.advance(5)
             await j.save()
             print("overwrote", flush=True)
@@ -151,7 +151,7 @@ async def race_second(directory: Path) -> int:
     store = FileStore(directory)
     try:
         async with job(KEY, cursor=0, store=store, triggers=[], interval=None) as j:
-            print(f"claimed {j.cursor} {j._owner}", flush=True)
+            print(f"claimed {j.cursor} {j._writer.owner}", flush=True)
             j.advance(j.cursor + 10)
             await j.save()
             print(f"saved {j.cursor}", flush=True)

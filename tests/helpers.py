@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
+from typing import Any
 
-from resumable import MemoryStore
+from resumable import Controls, MemoryStore
 from resumable._stores import Guard
 
 
@@ -65,3 +67,41 @@ class FlakyStore(MemoryStore):
             self.failures -= 1
             raise self.error
         await super().save(key, data, guard=guard)
+
+
+class Grab:
+    """A trigger that hands the test the controls of the job it attached to."""
+
+    def __init__(self) -> None:
+        self.controls: list[Controls] = []
+
+    def attach(self, controls: Controls, /) -> Callable[[], None]:
+        self.controls.append(controls)
+        return lambda: None
+
+    async def job(self) -> Controls:
+        """Wait for the job to start and return its controls."""
+        await wait_until(lambda: bool(self.controls))
+        return self.controls[-1]
+
+
+class HangingStore(MemoryStore):
+    """A MemoryStore whose save number *hang_at* (1 = the claim) never returns."""
+
+    def __init__(self, hang_at: int) -> None:
+        super().__init__()
+        self.hang_at = hang_at
+        self.calls = 0
+        self.hanging = asyncio.Event()
+
+    async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
+        self.calls += 1
+        if self.calls == self.hang_at:
+            self.hanging.set()
+            await asyncio.Event().wait()
+        await super().save(key, data, guard=guard)
+
+
+def record_of(store: MemoryStore, key: str) -> dict[str, Any]:
+    """The JSON envelope stored under *key*."""
+    return dict(json.loads(store._records[key]))

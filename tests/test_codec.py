@@ -123,9 +123,7 @@ async def test_the_record_is_readable_json_with_a_format_marker_and_version():
         "owner",
         "updated_at",
         "cursor",
-    } == set(
-        envelope
-    )
+    } == set(envelope)
 
 
 async def test_an_unserializable_yield_fails_at_that_yield():

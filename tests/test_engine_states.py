@@ -29,6 +29,8 @@ from hypothesis.stateful import (
 )
 
 import resumable._engine as engine
+import resumable._retry as retry
+import resumable._writer as writer
 from resumable import Job, StoreError, job
 from resumable._stores import Guard
 from resumable.testing import FailingStore
@@ -78,10 +80,10 @@ class EngineMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.saved_constants = (engine.SAVE_TIMEOUT, engine._BACKOFF)
+        self.saved_constants = (engine.SAVE_TIMEOUT, retry.BACKOFF)
         # Retry fast and give up soon, so a broken store costs milliseconds, not seconds.
-        engine.SAVE_TIMEOUT = 0.05
-        engine._BACKOFF = tenacity.wait_fixed(0.001)  # type: ignore[assignment]
+        engine.SAVE_TIMEOUT = writer.SAVE_TIMEOUT = 0.05
+        retry.BACKOFF = tenacity.wait_fixed(0.001)  # type: ignore[assignment]
         self.failing = FailingStore()
         self.probe = ProbeStore(self.failing)
         self.commands: asyncio.Queue[str] = asyncio.Queue()
@@ -115,7 +117,8 @@ class EngineMachine(RuleBasedStateMachine):
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         finally:
             self.loop.close()
-            engine.SAVE_TIMEOUT, engine._BACKOFF = self.saved_constants
+            engine.SAVE_TIMEOUT, retry.BACKOFF = self.saved_constants
+            writer.SAVE_TIMEOUT = engine.SAVE_TIMEOUT
 
     # -- driving --------------------------------------------------------------------------------
 
@@ -174,8 +177,8 @@ class EngineMachine(RuleBasedStateMachine):
         idle_body = body.done() or (self.waiting and self.commands.empty()) or self.parked()
         return (
             self.probe.in_flight == 0
-            and not j._lock.locked()
-            and not (j._wake.is_set() and not j._closing)
+            and not j._writer.busy
+            and not j._writer.pending
             and idle_body
             and all(t.done() for t in self.side)
         )
@@ -183,7 +186,7 @@ class EngineMachine(RuleBasedStateMachine):
     def parked(self) -> bool:
         j = self.job
         assert j is not None
-        return j._closing and not j._unpark.is_set() and self.ending == "end" and self.migrated
+        return j._phase is engine.Phase.PARKED and self.ending == "end" and self.migrated
 
     def fingerprint(self) -> tuple[object, ...]:
         j, body = self.job, self.body
@@ -193,7 +196,7 @@ class EngineMachine(RuleBasedStateMachine):
             len(self.probe.records),
             self.probe.in_flight,
             self.failing.calls,
-            j._lock.locked(),
+            j._writer.busy,
             self.commands.qsize(),
             body.done(),
             self.waiting,
@@ -387,7 +390,7 @@ class EngineMachine(RuleBasedStateMachine):
         j = self.job
         if j is None:
             return
-        mine = [r for r in self.probe.records if r["owner"] == j._owner]
+        mine = [r for r in self.probe.records if r["owner"] == j._writer.owner]
 
         assert len(mine) == j.saves
         assert self.advances == j.yields
