@@ -6,13 +6,14 @@ Run from the repository root, in an environment with ``pip install -e '.[bench]'
     python benchmarks/run.py --quick    # a smaller, rougher pass (about 25 s)
     python benchmarks/run.py --full     # more repetitions, items and trials (about 5 minutes)
     python benchmarks/run.py --only cost,scale --no-plot
-    python benchmarks/run.py --docs     # also update docs/images/ (plot and report)
+    python benchmarks/run.py --docs     # also update the docs (plot and report)
 
 or ``nox -s bench -- --quick``. Every figure is a median over repetitions or trials, and
 every ratio compares subjects measured alternately in the same run. The report is printed and
 also written, with the raw figures as JSON, to ``benchmarks/out/``; the plot goes to
 ``benchmarks/out/performance.png`` unless ``--plot`` says where; ``--docs`` puts the plot
-and the report where ``docs/performance.md`` picks them up.
+in ``docs/images/`` and the report into ``docs/performance.md``, between its two
+``benchmark results`` comments.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ import migration  # noqa: E402
 import scale  # noqa: E402
 
 DOCS = ROOT / "docs" / "images"
+PAGE = ROOT / "docs" / "performance.md"
+BEGIN = "<!-- benchmark results: begin"
+END = "<!-- benchmark results: end -->"
 SECTIONS = ("cost", "migration", "scale", "sizes", "concurrency")
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -370,7 +374,8 @@ def main() -> None:
     parser.add_argument(
         "--docs",
         action="store_true",
-        help=f"also update the docs: the plot and the report in {DOCS.relative_to(ROOT)}/",
+        help=f"also update the docs: the plot in {DOCS.relative_to(ROOT)}/, the report in "
+        f"{PAGE.relative_to(ROOT)}",
     )
     args = parser.parse_args()
     if args.docs:
@@ -391,12 +396,20 @@ def main() -> None:
     (args.out / "results.md").write_text(text)
     (args.out / "results.json").write_text(json.dumps(_finite(results), indent=1) + "\n")
     if args.docs:
-        # Not a .md file, so Sphinx does not take it for a page; performance.md includes it.
-        (DOCS / "results.inc").write_text(text + "\n")
+        # In the page itself, so that it reads whole wherever its Markdown is shown.
+        PAGE.write_text(with_results(PAGE.read_text(), text))
     if not args.no_plot:
         plot(results, args.plot)
         print(f"plot: {args.plot}", file=sys.stderr)
     print(f"done in {time.perf_counter() - began:.0f} s", file=sys.stderr)
+
+
+def with_results(page: str, report: str) -> str:
+    """Return *page* with *report* in place of what stands between its results comments."""
+    begin = page.index(BEGIN)
+    head_end = page.index("\n", begin) + 1
+    end = page.index(END, head_end)
+    return page[:head_end] + report.strip("\n") + "\n" + page[end:]
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import importlib.metadata
+from pathlib import Path
+
+from sphinx.application import Sphinx
+
+ROOT = Path(__file__).resolve().parent.parent
 
 project = "resumable"
 author = "The resumable authors"
@@ -32,3 +37,14 @@ autodoc_preserve_defaults = True
 
 html_theme = "furo"
 html_title = "resumable"
+
+
+def show_changelog(app: Sphinx, docname: str, source: list[str]) -> None:
+    """Build the changelog page from CHANGELOG.md itself; changelog.md only links to it."""
+    if docname == "changelog":
+        source[0] = (ROOT / "CHANGELOG.md").read_text()
+
+
+def setup(app: Sphinx) -> None:
+    """Register the changelog hook."""
+    app.connect("source-read", show_changelog)

@@ -25,12 +25,14 @@ from pathlib import Path
 
 from resumable import resumable
 
-ITEMS = 40
-DELAY = 0.1
 LAST_RUN = {"aborted": "was stopped", "failed": "failed", "running": "was killed or crashed"}
 
 
 # [docs: job]
+ITEMS = 40
+DELAY = 0.1
+
+
 @resumable(key="demo", every=5)
 async def process(*, cursor: int = 0) -> AsyncIterator[int]:
     """Process items one by one; the cursor is the first item not done yet."""

@@ -71,7 +71,7 @@ async def test_copy_rows_rides_out_a_flaky_store(
 ) -> None:
     """Every other write to the store fails; the job retries and finishes all the same."""
     store = failing_store(every=2)
-    flaky_copy = resumable(store=store, every=1)(copy_rows.__wrapped__)
+    flaky_copy = copy_rows.with_options(store=store, every=1)
     sink = Sink()
 
     outcome = await flaky_copy(SOURCE, sink)
