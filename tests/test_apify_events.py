@@ -23,8 +23,8 @@ from crawlee.events import (
 from websockets.asyncio.client import connect
 
 from resumable import Job, MemoryStore, job, resumable
-from resumable._platform import PlatformEvents
 from resumable.apify import ApifyEvents, actor_defaults, actor_is_running
+from resumable.testing import PlatformEvents
 
 
 class RecordingJob:
