@@ -6,7 +6,11 @@ fixture that users test their own Actors with.
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -70,3 +74,44 @@ async def test_the_example_actor_resumes_locally_after_ctrl_c(
     assert 0 == await actor.wait(), actor.log()
     assert set(range(ITEMS)) == set(pushed(actor))
     assert f"Run completed at item {ITEMS} of {ITEMS}, resumed from item" in actor.log()
+
+
+def test_the_dockerfile_installs_resumable_from_the_wheel_the_readme_builds(
+    tmp_path: Path,
+) -> None:
+    """`apify push` works without resumable on the package index: the README's command
+    builds a wheel from the repository, and the Dockerfile's install takes resumable from it."""
+    folder = ROOT / "examples" / "apify_actor"
+    readme = (folder / "README.md").read_text()
+    build = next(line for line in readme.splitlines() if line.startswith("pip wheel "))
+    install = next(
+        line.removeprefix("RUN ").split()
+        for line in (folder / ".actor" / "Dockerfile").read_text().splitlines()
+        if line.startswith("RUN pip install ")
+    )
+    wheels = tmp_path / "wheels"
+    shutil.copy(folder / "requirements.txt", tmp_path)
+
+    subprocess.run(
+        [sys.executable, "-m", *build.replace("examples/apify_actor/wheels", str(wheels)).split()],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    # As in the image, minus the index and any other place: resumable comes from the wheel.
+    alone = ["--dry-run", "--ignore-installed", "--no-deps", "--no-index"]
+    no_config = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    resolved = subprocess.run(
+        [sys.executable, "-m", *install[:2], *alone, *install[2:]],
+        cwd=tmp_path,
+        env=no_config | {"PIP_CONFIG_FILE": os.devnull},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert ["--find-links", "./wheels"] == install[install.index("--find-links") :][:2]
+    assert 0 == resolved.returncode, resolved.stderr
+    assert "Would install resumable-" in resolved.stdout
