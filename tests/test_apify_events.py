@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from crawlee.events import (
@@ -28,12 +28,19 @@ from resumable.testing import PlatformEvents
 
 
 class RecordingJob:
-    """Stands in for a `Job`: records which control a trigger used."""
+    """The `Controls` a trigger is given, recording which of them it used."""
 
     key = "recorded"
+    stopping = False
+    yields = 0
+    saves = 0
+    persisted = None
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
+
+    def refresh(self) -> None:
+        self.calls.append(("refresh", None))
 
     def request_save(self) -> None:
         self.calls.append(("request_save", None))
@@ -44,7 +51,7 @@ class RecordingJob:
     async def migrate(self, timeout: float | None = None) -> None:
         self.calls.append(("migrate", timeout))
 
-    async def abort(self, reason: str = "aborted") -> None:
+    async def abort(self, reason: str = "aborted", *, budget: float | None = None) -> None:
         self.calls.append(("abort", reason))
 
 
@@ -58,7 +65,7 @@ async def test_each_platform_event_drives_its_job_control() -> None:
     that accompanies a migration), aborting -> abort."""
     recording = RecordingJob()
     async with EventManager() as events:
-        detach = ApifyEvents(event_manager=events).attach(cast("Job[Any]", recording))
+        detach = ApifyEvents(event_manager=events).attach(recording)
         # The manager emits one persistState as it starts: let it arrive, then start clean.
         deadline = time.monotonic() + 5
         while not recording.calls:
@@ -142,11 +149,11 @@ async def test_thousands_of_overlapping_jobs_on_one_manager_keep_its_events_work
             assert time.monotonic() < deadline, "persistState did not reach the live job"
             await asyncio.sleep(0.005)
         await previous.__aexit__(None, None, None)
-        previous = current = None
+        del previous, current
         hooked_after_the_last = "emit" in events.__dict__
 
         recording = RecordingJob()
-        detach = ApifyEvents(event_manager=events).attach(cast("Job[Any]", recording))
+        detach = ApifyEvents(event_manager=events).attach(recording)
         await emitted(events, Event.MIGRATING, EventMigratingData.model_validate({}))
         detach()
         deadline = time.monotonic() + 5

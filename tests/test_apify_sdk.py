@@ -214,3 +214,15 @@ def test_an_event_manager_that_cannot_be_hooked_is_reported() -> None:
         unhook = _sdk.hook_emit(object(), lambda event: None)  # type: ignore[arg-type]
 
     assert unhook is None
+
+
+def test_without_the_sdk_the_import_says_which_extra_to_install() -> None:
+    """`import resumable.apify` without the Apify SDK names the extra to install."""
+    script = "import sys; sys.modules['apify'] = None; import resumable.apify"
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
+    )
+
+    assert 1 == done.returncode
+    assert 'pip install "resumable[apify]"' in done.stderr
