@@ -286,11 +286,12 @@ class ActorProcess:
             meta = json.loads((directory / f"{name}.__metadata__.json").read_bytes())
             content_type = str(meta.get("content_type", ""))
         except (FileNotFoundError, ValueError):
-            content_type = ""
-        if content_type.startswith("application/json"):
-            return json.loads(data)
+            content_type = ""  # a record written a moment ago, its metadata not yet
         if content_type.startswith("text/"):
             return data.decode()
+        if content_type.startswith("application/json") or not content_type:
+            with contextlib.suppress(ValueError):
+                return json.loads(data)
         return data
 
     async def until(
