@@ -50,7 +50,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from resumable._platform import PlatformEvents  # noqa: E402 - after making the package importable
+from resumable.testing import PlatformEvents  # noqa: E402 - after making the package importable
 
 WORKLOADS: dict[str, dict[str, float]] = {
     "idle": {"delay": 0.001, "cpu": 0.0},
@@ -262,9 +262,9 @@ async def child(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one instru
 
     from resumable import FileStore, Store, resumable  # noqa: PLC0415
     from resumable._engine import Job  # noqa: PLC0415
-    from resumable._platform import use_stand_in  # noqa: PLC0415
     from resumable._stores import Guard  # noqa: PLC0415
     from resumable.apify import ApifyStore  # noqa: PLC0415
+    from resumable.testing import use_stand_in  # noqa: PLC0415
 
     now = time.monotonic
     marks: dict[str, float] = {}

@@ -6,9 +6,13 @@
     A factory of `resumable.testing.FailingStore`: ``failing_store(first=2)`` wraps the test's
     ``memory_store`` (pass ``inner=`` for another store) and takes the same options.
 ``platform_events``
-    A started ``resumable._platform.PlatformEvents``: the Apify platform's events websocket on
+    A started `resumable.testing.PlatformEvents`: the Apify platform's events websocket on
     127.0.0.1, to send a real Actor ``migrating``, ``aborting`` or ``persistState``. Skipped
     when the ``apify`` extra is not installed.
+``actor_process``
+    A factory of `resumable.testing.ActorProcess`: ``actor_process("my_actor", input={...})``
+    runs your unmodified Actor in a child process against ``platform_events``, its storage
+    in the test's ``tmp_path``; every run still going is killed when the test ends.
 
 Nothing of resumable is imported until a fixture is used, so the plugin costs nothing in
 test runs that do not use it.
@@ -18,14 +22,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from resumable import MemoryStore
-    from resumable._platform import PlatformEvents
-    from resumable.testing import FailingStore
+    from resumable.testing import ActorProcess, FailingStore, PlatformEvents
 
 try:
     from pytest_asyncio import fixture as _async_fixture
@@ -62,7 +66,36 @@ async def platform_events() -> AsyncIterator[PlatformEvents]:
     reason = "platform_events needs the apify extra: pip install 'resumable[apify]'"
     pytest.importorskip("apify", reason=reason)
     pytest.importorskip("websockets", reason=reason)
-    from resumable._platform import PlatformEvents  # noqa: PLC0415 - see memory_store
+    from resumable.testing import PlatformEvents  # noqa: PLC0415 - see memory_store
 
     async with PlatformEvents() as platform:
         yield platform
+
+
+@_async_fixture
+async def actor_process(
+    platform_events: PlatformEvents, tmp_path: Path
+) -> AsyncIterator[Callable[..., ActorProcess]]:
+    """A factory of Actors in child processes, connected to ``platform_events``.
+
+    Call it with `resumable.testing.ActorProcess`'s arguments: ``actor_process("my_actor")``
+    for ``python -m my_actor``, ``actor_process(Path("main.py"), input={"items": 10})`` for a
+    script. Each Actor's storage goes into ``tmp_path``; runs still going at the end of the
+    test are killed.
+    """
+    from resumable.testing import ActorProcess  # noqa: PLC0415 - see memory_store
+
+    made: list[ActorProcess] = []
+
+    def make(target: str | Path, *args: str, **options: Any) -> ActorProcess:
+        options.setdefault("platform", platform_events)
+        options.setdefault("directory", tmp_path / f"actor{len(made) + 1}")
+        actor = ActorProcess(target, *args, **options)
+        made.append(actor)
+        return actor
+
+    try:
+        yield make
+    finally:
+        for actor in made:
+            await actor.aclose()

@@ -1,9 +1,10 @@
 """An Actor for the end-to-end tests: it processes items 0..N-1 with one cursor per item.
 
-Run by the tests in a child process with the environment of a `PlatformEvents` stand-in.
-Each processed item is appended to a log file *before* its cursor is yielded, so the
-parent can count how often every item was processed across kills and restarts. The run's
-`Outcome` is printed as one ``OUTCOME {json}`` line at the end.
+Run by the tests, unmodified, through `resumable.testing.ActorProcess` (a child process
+against the `PlatformEvents` stand-in). Each processed item is appended to a log file
+*before* its cursor is yielded, so the parent can count how often every item was processed
+across kills and restarts. The run's `Outcome` is printed as one ``OUTCOME {json}`` line at
+the end.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from apify import Actor
 from crawlee.events import Event
 
 from resumable import Signals, Trigger, concurrently, resumable
-from resumable._platform import use_stand_in
 from resumable._stores import Guard
 from resumable.apify import ApifyEvents, ApifyStatus, ApifyStore
 
@@ -64,7 +64,6 @@ def parse_args() -> argparse.Namespace:
 
 
 async def main(args: argparse.Namespace) -> None:
-    use_stand_in()
     async with Actor:
         store: ApifyStore | None = None
         if args.failures:

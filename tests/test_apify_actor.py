@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -21,12 +18,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from resumable._platform import PlatformEvents
+from resumable.testing import ActorProcess, PlatformEvents
 
 pytestmark = pytest.mark.slow
 
 CHILD = Path(__file__).with_name("apify_child.py")
-ROOT = CHILD.parent.parent
 ITEMS = 300
 T = TypeVar("T")
 
@@ -43,41 +39,21 @@ async def eventually(check: Callable[[], T | None], *, timeout: float, what: str
         await asyncio.sleep(0.005)
 
 
-class ActorRuns:
-    """Starts the test Actor against one stand-in platform, on one storage, one item log."""
+class ActorRuns(ActorProcess):
+    """The test Actor (`apify_child.py`, unmodified) against one stand-in, one item log."""
 
     def __init__(self, platform: PlatformEvents, tmp_path: Path, *, at_home: bool = True) -> None:
-        self.platform = platform
-        self.tmp_path = tmp_path
-        self.storage = tmp_path / "storage"
         self.items_log = tmp_path / "items.log"
-        self.env = os.environ | platform.env(self.storage, at_home=at_home)
-        self.env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+        super().__init__(
+            CHILD,
+            "--items",
+            str(ITEMS),
+            "--log",
+            str(self.items_log),
+            platform=platform,
+            directory=tmp_path,
+            at_home=at_home,
         )
-        self.started = 0
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self, *args: str, env: dict[str, str] | None = None) -> None:
-        """Start the Actor and wait until its SDK has connected to the stand-in."""
-        self.started += 1
-        out = (self.tmp_path / f"run{self.started}.out").open("wb")
-        err = (self.tmp_path / f"run{self.started}.err").open("wb")
-        with out, err:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(CHILD),
-                "--items",
-                str(ITEMS),
-                "--log",
-                str(self.items_log),
-                *args,
-                env=self.env | (env or {}),
-                stdout=out,
-                stderr=err,
-                stdin=asyncio.subprocess.DEVNULL,
-            )
-        await self.platform.connected(timeout=30, count=self.started)
 
     def processed(self) -> list[int]:
         """Every item started so far, in order, across all runs."""
@@ -87,54 +63,31 @@ class ActorRuns:
 
     def record(self) -> dict[str, Any] | None:
         """The job's record as it is on the disk now (the key-value store's file)."""
-        path = self.storage / "key_value_stores" / "default" / "items"
-        try:
-            record: dict[str, Any] = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            return None
+        record: dict[str, Any] | None = self.value("items")
         return record
-
-    def log(self) -> str:
-        """What the current run logged (its stderr)."""
-        return (self.tmp_path / f"run{self.started}.err").read_text(errors="replace")
 
     def outcome(self) -> dict[str, Any]:
         """The `Outcome` the current run printed."""
-        out = (self.tmp_path / f"run{self.started}.out").read_text()
-        lines = [line for line in out.splitlines() if line.startswith("OUTCOME ")]
+        lines = [line for line in self.output().splitlines() if line.startswith("OUTCOME ")]
         assert lines, f"the run printed no outcome; its log:\n{self.log()[-3000:]}"
         outcome: dict[str, Any] = json.loads(lines[-1].removeprefix("OUTCOME "))
         return outcome
 
     async def until_processed(self, count: int) -> int:
         """Wait until *count* items were started; return how many there are."""
-        return await eventually(
+        return await self.until(
             lambda: len(self.processed()) >= count and len(self.processed()),
-            timeout=30,
             what=f"{count} items processed",
         )
 
-    async def until_logged(self, text: str, timeout: float = 30) -> float:
+    async def until_logged_at(self, text: str, timeout: float = 30) -> float:
         """Wait until the current run logs *text*; return when (monotonic)."""
-        await eventually(lambda: text in self.log(), timeout=timeout, what=f"log line {text!r}")
+        await self.until_logged(text, timeout=timeout)
         return time.monotonic()
-
-    async def kill(self) -> None:
-        """SIGKILL the current run, as the platform ends a migrated or aborted container."""
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
 
     async def finish(self, timeout: float = 60) -> int:
         """Wait for the current run to exit on its own; return its exit code."""
-        assert self.process is not None
-        try:
-            async with asyncio.timeout(timeout):
-                return await self.process.wait()
-        except TimeoutError:
-            await self.kill()
-            raise AssertionError(f"the run did not end; its log:\n{self.log()[-3000:]}") from None
+        return await self.wait(timeout)
 
 
 @pytest.fixture
@@ -306,7 +259,7 @@ async def test_a_store_that_never_recovers_is_reported_before_the_budget_runs_ou
 
     sent = time.monotonic()
     await platform.send("migrating", {"timeRemainingSecs": 4})
-    logged = await runs.until_logged("could not save before migration", timeout=4)
+    logged = await runs.until_logged_at("could not save before migration", timeout=4)
     log = runs.log()
     record = runs.record()
     await runs.kill()

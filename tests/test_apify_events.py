@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import pytest
 from crawlee.events import (
@@ -21,21 +22,25 @@ from crawlee.events import (
 )
 from websockets.asyncio.client import connect
 
-from resumable import MemoryStore, job, resumable
-from resumable._platform import PlatformEvents
+from resumable import Job, MemoryStore, job, resumable
 from resumable.apify import ApifyEvents, actor_defaults, actor_is_running
-
-if TYPE_CHECKING:
-    from resumable import Job
+from resumable.testing import PlatformEvents
 
 
 class RecordingJob:
-    """Stands in for a `Job`: records which control a trigger used."""
+    """The `Controls` a trigger is given, recording which of them it used."""
 
     key = "recorded"
+    stopping = False
+    yields = 0
+    saves = 0
+    persisted = None
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
+
+    def refresh(self) -> None:
+        self.calls.append(("refresh", None))
 
     def request_save(self) -> None:
         self.calls.append(("request_save", None))
@@ -46,7 +51,7 @@ class RecordingJob:
     async def migrate(self, timeout: float | None = None) -> None:
         self.calls.append(("migrate", timeout))
 
-    async def abort(self, reason: str = "aborted") -> None:
+    async def abort(self, reason: str = "aborted", *, budget: float | None = None) -> None:
         self.calls.append(("abort", reason))
 
 
@@ -60,7 +65,7 @@ async def test_each_platform_event_drives_its_job_control() -> None:
     that accompanies a migration), aborting -> abort."""
     recording = RecordingJob()
     async with EventManager() as events:
-        detach = ApifyEvents(event_manager=events).attach(cast("Job[Any]", recording))
+        detach = ApifyEvents(event_manager=events).attach(recording)
         # The manager emits one persistState as it starts: let it arrive, then start clean.
         deadline = time.monotonic() + 5
         while not recording.calls:
@@ -117,6 +122,49 @@ async def test_two_jobs_listen_side_by_side_and_leave_cleanly() -> None:
     assert [2, 2] == during
     assert [1, 1] == after_b
     assert [0, 0, 0] == after_a
+
+
+async def test_thousands_of_overlapping_jobs_on_one_manager_keep_its_events_working() -> None:
+    """2,000 jobs on one event manager, each entered before the one before it ends: `emit`
+    still works (no pile of hooks, no RecursionError), persistState still reaches the live
+    job, migrating still pauses a job before its listener runs, and every finished job is
+    garbage-collected."""
+    store = MemoryStore()
+    finished: set[str] = set()
+    async with EventManager() as events:
+        triggers = [ApifyEvents(event_manager=events)]
+        previous: Job[int] | None = None
+        for i in range(2_000):
+            current = job(f"k{i}", cursor=0, store=store, interval=None, triggers=triggers)
+            await current.__aenter__()
+            current.advance(1)
+            if previous is not None:
+                await previous.__aexit__(None, None, None)
+                finished.add(previous.key)
+            previous = current
+        assert previous is not None
+        await emitted(events, Event.PERSIST_STATE, EventPersistStateData(is_migrating=False))
+        deadline = time.monotonic() + 5
+        while b'"cursor":1' not in (await store.load("k1999") or b""):
+            assert time.monotonic() < deadline, "persistState did not reach the live job"
+            await asyncio.sleep(0.005)
+        await previous.__aexit__(None, None, None)
+        del previous, current
+        hooked_after_the_last = "emit" in events.__dict__
+
+        recording = RecordingJob()
+        detach = ApifyEvents(event_manager=events).attach(recording)
+        await emitted(events, Event.MIGRATING, EventMigratingData.model_validate({}))
+        detach()
+        deadline = time.monotonic() + 5
+        while alive := sum(isinstance(o, Job) and o.key in finished for o in gc.get_objects()):
+            assert time.monotonic() < deadline, f"{alive} finished jobs are still referenced"
+            await asyncio.sleep(0.005)
+            gc.collect()
+
+    assert not hooked_after_the_last
+    assert ["pause", "migrate"] == [name for name, _ in recording.calls]
+    assert "emit" not in events.__dict__
 
 
 async def test_a_job_is_not_saved_periodically_by_its_own_timer() -> None:

@@ -1,148 +1,117 @@
-"""examples/apify_actor: the example Actor resumes after a migration, and locally after Ctrl-C."""
+"""examples/apify_actor: the example Actor resumes after a migration, and locally after Ctrl-C.
+
+The Actor runs unmodified, as `python -m examples.apify_actor`, through the `actor_process`
+fixture that users test their own Actors with.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from resumable._platform import PlatformEvents
+from resumable.testing import ActorProcess
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 ITEMS = 40
-# Runs the example as `python -m examples.apify_actor` does, after connecting it to the stand-in.
-LAUNCHER = (
-    "import runpy; from resumable._platform import use_stand_in; use_stand_in(); "
-    "runpy.run_module('examples.apify_actor', run_name='__main__', alter_sys=True)"
-)
+INPUT = {"items": ITEMS, "delayMillis": 20}
 
 
-class Example:
-    """One storage directory and the runs of the example Actor on it."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
-        self.tmp_path = tmp_path
-        self.storage = tmp_path / "storage"
-        kvs = self.storage / "key_value_stores" / "default"
-        kvs.mkdir(parents=True)
-        (kvs / "INPUT.json").write_text(json.dumps({"items": ITEMS, "delayMillis": 20}))
-        self.env = os.environ | env
-        self.env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
-        )
-        self.runs = 0
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self, *args: str) -> None:
-        self.runs += 1
-        with (self.tmp_path / f"run{self.runs}.err").open("wb") as err:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *args,
-                cwd=ROOT,
-                env=self.env,
-                stdout=err,
-                stderr=err,
-                stdin=asyncio.subprocess.DEVNULL,
-            )
-
-    def log(self) -> str:
-        return (self.tmp_path / f"run{self.runs}.err").read_text(errors="replace")
-
-    def pushed(self) -> list[int]:
-        """The `item` of every dataset record, in the order pushed."""
-        files = sorted((self.storage / "datasets" / "default").glob("0*.json"))
-        return [json.loads(f.read_text())["item"] for f in files]
-
-    def record(self) -> dict[str, Any]:
-        record: dict[str, Any] = json.loads(
-            (self.storage / "key_value_stores" / "default" / "items").read_text()
-        )
-        return record
-
-    async def wait(self, timeout: float = 60) -> int:
-        assert self.process is not None
-        try:
-            async with asyncio.timeout(timeout):
-                return await self.process.wait()
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-            raise AssertionError(f"the example did not end; its log:\n{self.log()}") from None
-
-
-async def eventually(check: Callable[[], object], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.005)
-
-
-@pytest.fixture
-async def platform() -> AsyncIterator[PlatformEvents]:
-    async with PlatformEvents() as events:
-        yield events
+def pushed(actor: ActorProcess) -> list[int]:
+    """The `item` of every dataset record, in the order pushed."""
+    return [record["item"] for record in actor.dataset()]
 
 
 async def test_the_example_actor_resumes_after_a_migration(
-    platform: PlatformEvents, tmp_path: Path
+    actor_process: Callable[..., ActorProcess],
 ) -> None:
     """Migrated (and killed) halfway, the example Actor continues on its next start from the
     cursor it saved; every item reaches the dataset, none before that cursor twice."""
-    example = Example(tmp_path, platform.env(tmp_path / "storage"))
-    await example.start("-c", LAUNCHER)
-    await platform.connected(timeout=30)
-    await eventually(lambda: len(example.pushed()) >= 10, "10 items pushed")
+    actor = actor_process("examples.apify_actor", input=INPUT, cwd=ROOT)
+    await actor.start()
+    await actor.until(lambda: len(pushed(actor)) >= 10, what="10 items pushed")
 
-    await platform.send("migrating", {"timeRemainingSecs": 20})
-    await eventually(
-        lambda: "waiting for the platform to stop this process" in example.log(), "parked"
-    )
-    assert example.process is not None
-    example.process.send_signal(signal.SIGKILL)
-    await example.process.wait()
-    saved = example.record()["cursor"]
+    await actor.migrate(time_remaining=20)
+    await actor.until_logged("waiting for the platform to stop this process")
+    await actor.kill()
+    saved = actor.value("items")["cursor"]
 
-    await example.start("-c", LAUNCHER)
+    await actor.start()
 
-    assert 0 == await example.wait(), example.log()
-    counts = Counter(example.pushed())
+    assert 0 == await actor.wait(), actor.log()
+    counts = Counter(pushed(actor))
     assert set(range(ITEMS)) == set(counts)
     assert {} == {item: n for item, n in counts.items() if item < saved and n != 1}
-    assert f"Run completed at item {ITEMS} of {ITEMS}, resumed from item {saved}" in example.log()
-    assert "completed" == example.record()["status"]
+    assert f"Run completed at item {ITEMS} of {ITEMS}, resumed from item {saved}" in actor.log()
+    assert "completed" == actor.value("items")["status"]
 
 
-async def test_the_example_actor_resumes_locally_after_ctrl_c(tmp_path: Path) -> None:
-    """Run as its README says (``python -m examples.apify_actor``, purge off), interrupted
-    with Ctrl-C and run again, the example finishes the remaining items."""
-    example = Example(
-        tmp_path,
-        {"CRAWLEE_STORAGE_DIR": str(tmp_path / "storage"), "CRAWLEE_PURGE_ON_START": "false"},
+async def test_the_example_actor_resumes_locally_after_ctrl_c(
+    actor_process: Callable[..., ActorProcess],
+) -> None:
+    """Run locally (not at home, storage kept), interrupted with Ctrl-C and run again, the
+    example finishes the remaining items."""
+    actor = actor_process("examples.apify_actor", input=INPUT, cwd=ROOT, at_home=False)
+    await actor.start()
+    await actor.until(lambda: len(pushed(actor)) >= 5, what="5 items pushed")
+
+    actor.send_signal(signal.SIGINT)
+
+    assert 0 == await actor.wait(), actor.log()
+    assert "Run aborted at item" in actor.log()
+
+    await actor.start()
+
+    assert 0 == await actor.wait(), actor.log()
+    assert set(range(ITEMS)) == set(pushed(actor))
+    assert f"Run completed at item {ITEMS} of {ITEMS}, resumed from item" in actor.log()
+
+
+def test_the_dockerfile_installs_resumable_from_the_wheel_the_readme_builds(
+    tmp_path: Path,
+) -> None:
+    """`apify push` works without resumable on the package index: the README's command
+    builds a wheel from the repository, and the Dockerfile's install takes resumable from it."""
+    folder = ROOT / "examples" / "apify_actor"
+    readme = (folder / "README.md").read_text()
+    build = next(line for line in readme.splitlines() if line.startswith("pip wheel "))
+    install = next(
+        line.removeprefix("RUN ").split()
+        for line in (folder / ".actor" / "Dockerfile").read_text().splitlines()
+        if line.startswith("RUN pip install ")
     )
-    await example.start("-m", "examples.apify_actor")
-    await eventually(lambda: len(example.pushed()) >= 5, "5 items pushed")
+    wheels = tmp_path / "wheels"
+    shutil.copy(folder / "requirements.txt", tmp_path)
 
-    assert example.process is not None
-    example.process.send_signal(signal.SIGINT)
+    subprocess.run(
+        [sys.executable, "-m", *build.replace("examples/apify_actor/wheels", str(wheels)).split()],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    # As in the image, minus the index and any other place: resumable comes from the wheel.
+    alone = ["--dry-run", "--ignore-installed", "--no-deps", "--no-index"]
+    no_config = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    resolved = subprocess.run(
+        [sys.executable, "-m", *install[:2], *alone, *install[2:]],
+        cwd=tmp_path,
+        env=no_config | {"PIP_CONFIG_FILE": os.devnull},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
-    assert 0 == await example.wait(), example.log()
-    assert "Run aborted at item" in example.log()
-
-    await example.start("-m", "examples.apify_actor")
-
-    assert 0 == await example.wait(), example.log()
-    assert set(range(ITEMS)) == set(example.pushed())
-    assert f"Run completed at item {ITEMS} of {ITEMS}, resumed from item" in example.log()
+    assert ["--find-links", "./wheels"] == install[install.index("--find-links") :][:2]
+    assert 0 == resolved.returncode, resolved.stderr
+    assert "Would install resumable-" in resolved.stdout

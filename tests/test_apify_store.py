@@ -9,15 +9,17 @@ from pathlib import Path
 
 import pytest
 from _apify_stores import APIFY_STORE_FACTORIES, unique_name
+from apify import Configuration as ApifyConfiguration
+from apify.storage_clients import FileSystemStorageClient as ApifyFileSystemStorageClient
 from crawlee import service_locator
 from crawlee.configuration import Configuration
 from crawlee.storage_clients import FileSystemStorageClient, MemoryStorageClient
 from crawlee.storage_clients._file_system import FileSystemKeyValueStoreClient
 from crawlee.storages import KeyValueStore
 
-from resumable import ResumableWarning, job
-from resumable import apify as resumable_apify
+from resumable import InvalidKeyError, ResumableWarning, job
 from resumable.apify import ApifyStore
+from resumable.apify import _store as apify_store_module
 
 RECORD = {"resumable": 1, "key": "k", "cursor": 7, "status": "running", "seq": 1}
 
@@ -219,7 +221,7 @@ async def test_purge_on_start_is_detected_with_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An unnamed local store that Crawlee purges at start warns, once, saying how to resume."""
-    monkeypatch.setattr(resumable_apify, "_warned_purge", False)
+    monkeypatch.setattr(apify_store_module, "_warned_purge", False)
     configuration = Configuration(storage_dir=str(tmp_path / "storage"), purge_on_start=True)
     kvs = await KeyValueStore.open(
         configuration=configuration, storage_client=FileSystemStorageClient()
@@ -245,3 +247,51 @@ def test_kvs_and_name_exclude_each_other() -> None:
     """Passing both a store and a name is a mistake caught at once."""
     with pytest.raises(TypeError, match="not both"):
         ApifyStore(object(), name="x")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [(".", "names a directory"), ("..", "names a directory"), ("a" * 223, "too long")],
+)
+async def test_keys_no_file_can_be_named_after_are_refused_at_once(
+    tmp_path: Path, key: str, why: str
+) -> None:
+    """On local storage, `.`, `..` and keys whose files' names pass 255 bytes raise
+    InvalidKeyError at the job's start, naming the key and the store, with no retries."""
+    store = ApifyStore.local(tmp_path / "storage")
+
+    with pytest.raises(InvalidKeyError, match=why) as raised:
+        async with job(key, cursor=0, store=store, triggers=[], interval=None):
+            pass
+
+    assert repr(key) in str(raised.value)
+    assert repr(store) in str(raised.value)
+    assert "key=" in str(raised.value)
+
+
+async def test_the_longest_key_local_storage_holds_reads_back_through_crawlee(
+    tmp_path: Path,
+) -> None:
+    """A key at the limit (222 plain characters) is stored, and Crawlee reads it back."""
+    store, _ = await local_store(tmp_path)
+    key = "k" * 222
+    await store.save(key, encoded(RECORD))
+
+    crawlee = await fresh_crawlee_client(tmp_path)
+    record = await crawlee.get_value(key=key)
+
+    assert record is not None
+    assert RECORD == record.value
+
+
+async def test_the_actors_input_record_is_refused_as_a_key(tmp_path: Path) -> None:
+    """A job keyed like the Actor's input would overwrite it: refused, naming the key."""
+    configuration = ApifyConfiguration(storage_dir=str(tmp_path / "storage"), purge_on_start=False)
+    kvs = await KeyValueStore.open(
+        name=unique_name(),
+        configuration=configuration,
+        storage_client=ApifyFileSystemStorageClient(),
+    )
+
+    with pytest.raises(InvalidKeyError, match="'INPUT' is the Actor's input record"):
+        await ApifyStore(kvs).save("INPUT", encoded(RECORD))

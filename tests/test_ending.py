@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-
 from helpers import CountingStore, Grab, record_of, wait_until
+
 from resumable import MemoryStore, job, resumable
 from resumable._engine import FinishedJobError
 
@@ -31,7 +31,10 @@ async def test_migrating_while_the_last_save_is_held_is_ignored():
     await exiting
     await controls.migrate(timeout=5)
 
-    assert ("completed", 10) == (record_of(store, "late")["status"], record_of(store, "late")["cursor"])
+    assert ("completed", 10) == (
+        record_of(store, "late")["status"],
+        record_of(store, "late")["cursor"],
+    )
     assert 2 == len(store.writes)
 
 
@@ -70,7 +73,10 @@ async def test_aclose_ends_a_watched_run_at_the_latest_handed_over_cursor():
 
     assert run.outcome is not None
     assert ("aborted", 7) == (run.outcome.status, run.outcome.cursor)
-    assert ("aborted", 7) == (record_of(store, "watched")["status"], record_of(store, "watched")["cursor"])
+    assert ("aborted", 7) == (
+        record_of(store, "watched")["status"],
+        record_of(store, "watched")["cursor"],
+    )
 
 
 async def test_a_watched_run_left_by_break_is_closed_when_collected():
@@ -113,7 +119,10 @@ async def test_the_watcher_is_never_cut_while_it_handles_a_cursor():
         handled.append(cursor)
 
     assert [1, 2, 3] == handled
-    assert ("aborted", 3) == (record_of(store, "handled")["status"], record_of(store, "handled")["cursor"])
+    assert ("aborted", 3) == (
+        record_of(store, "handled")["status"],
+        record_of(store, "handled")["cursor"],
+    )
 
 
 def test_a_run_that_is_never_awaited_warns():
@@ -129,7 +138,8 @@ def test_a_run_that_is_never_awaited_warns():
         gc.collect()
 
     assert any(
-        issubclass(w.category, ResourceWarning) and "never awaited" in str(w.message) for w in caught
+        issubclass(w.category, ResourceWarning) and "never awaited" in str(w.message)
+        for w in caught
     )
 
 
@@ -152,7 +162,7 @@ async def test_a_decorated_job_with_a_none_default_and_a_plain_annotation_works(
     when = datetime(2026, 1, 2, tzinfo=UTC)
 
     @resumable(key="since-dec", store=store, triggers=[])
-    async def since(*, cursor: datetime = None) -> AsyncIterator[datetime]:  # type: ignore[assignment]
+    async def since(*, cursor: datetime = None) -> AsyncIterator[datetime]:  # type: ignore[assignment]  # noqa: RUF013
         yield when
 
     outcome = await since()

@@ -31,25 +31,18 @@ STAND_IN_MARKER = "RESUMABLE_STAND_IN"
 class PlatformEvents:
     """The platform's events websocket, served on 127.0.0.1 for the length of an ``async with``.
 
-    Run your Actor in a child process with the environment from `env`, wait until its SDK has
-    connected, then send it the events you want to test against::
-
-        async with PlatformEvents() as platform:
-            child = subprocess.Popen([sys.executable, "-m", "my_actor"],
-                                     env=os.environ | platform.env(tmp_path / "storage"))
-            await platform.connected()
-            await platform.send("migrating", {"timeRemainingSecs": 20})
-            ...  # check the Actor's key-value store, kill the child, start it again
+    To test an Actor, use `ActorProcess`: it runs the Actor, unmodified, in a child process
+    against this stand-in. Underneath, it starts the child with the environment from `env`,
+    waits until its SDK has connected (`connected`) and sends it events (`send`).
 
     `env` has two flavours. ``at_home=True`` (the default) makes the SDK believe it runs on the
-    platform, as it does in production: it connects to this websocket on its own. The Actor
-    must then keep its storage local, by calling ``service_locator.set_storage_client(
-    local_storage_client())`` before ``async with Actor:`` (see `local_storage_client`).
-    ``at_home=False`` keeps the SDK local; the Actor must then install an ``ApifyEventManager``
-    itself, which runs the same websocket code. `use_stand_in`, called in the child before
-    ``async with Actor:``, does what either flavour needs. Either way the Apify API is pointed
-    at a closed loopback port, so any API call the Actor makes fails at once and loudly
-    instead of reaching the real platform.
+    platform, as it does in production: it connects to this websocket on its own, and its
+    storages must be kept local (see `local_storage_client`). ``at_home=False`` keeps the SDK
+    local, and an ``ApifyEventManager`` must be installed for it to connect. `use_stand_in`,
+    called in the child before ``async with Actor:``, does what either flavour needs; the
+    launcher that `ActorProcess` starts the Actor with calls it, so the Actor need not. Either way
+    the Apify API is pointed at a closed loopback port, so any API call the Actor makes fails
+    at once and loudly instead of reaching the real platform.
     """
 
     def __init__(self) -> None:
@@ -177,11 +170,12 @@ class PlatformEvents:
 def use_stand_in() -> None:
     """Prepare this process's Actor for the stand-in whose `PlatformEvents.env` it runs with.
 
-    Call it before ``async with Actor:``. At home, it keeps the storages on the local disk;
-    not at home, it installs an ``ApifyEventManager`` so that the SDK still connects to the
-    events websocket. Outside an environment made by `PlatformEvents.env` (which sets
-    ``RESUMABLE_STAND_IN=1``) it does nothing, so it can never take a real Actor's storage
-    off the platform.
+    `ActorProcess` calls it in the child before running the Actor, so an Actor under test never
+    does; call it yourself only in a launcher of your own, before ``async with Actor:``. At
+    home, it keeps the storages on the local disk; not at home, it installs an
+    ``ApifyEventManager`` so that the SDK still connects to the events websocket. Outside an
+    environment made by `PlatformEvents.env` (which sets ``RESUMABLE_STAND_IN=1``) it does
+    nothing, so it can never take a real Actor's storage off the platform.
     """
     from apify import Configuration  # noqa: PLC0415
     from apify.events import ApifyEventManager  # noqa: PLC0415
