@@ -179,7 +179,8 @@ class FullDisk:
 async def test_a_full_disk_gives_store_error_and_keeps_the_previous_record(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, step: str
 ) -> None:
-    """ENOSPC at any step of writing the temporary file: StoreError, the old record intact."""
+    """ENOSPC at any step of writing the temporary file: StoreError, the old record intact,
+    and no temporary file left behind."""
     store = FileStore(tmp_path / "state")
     disk = FullDisk(monkeypatch, step)
     async with job(KEY, cursor=0, store=store, triggers=[], interval=None) as j:
@@ -191,9 +192,11 @@ async def test_a_full_disk_gives_store_error_and_keeps_the_previous_record(
         with pytest.raises(StoreError, match=r"'k' in FileStore\(.*No space left") as caught:
             await j.save(timeout=0.1)
         after = store.path(KEY).read_bytes()
+        leftovers = sorted(p.name for p in store.directory.glob("*.tmp"))
         disk.full = False
     cause = caught.value.__cause__
 
+    assert [] == leftovers
     assert before == after
     assert isinstance(cause, OSError)
     assert errno.ENOSPC == cause.errno

@@ -127,3 +127,48 @@ async def test_sigterm_in_process_reaches_every_running_job():
 
     assert ["aborted", "aborted"] == [o.status for o in outcomes]
     assert all(o.cursor > 0 for o in outcomes)
+
+
+def test_two_sigterms_a_few_ms_apart_lose_nothing(tmp_path: Path):
+    """A second SIGTERM right after the first (a process group plus a forwarded one) cuts the
+    work at once but never ends the process before the abort's save lands."""
+    child = start_child(tmp_path)
+    read_until(child, "READY")
+    child.send_signal(signal.SIGTERM)
+    child.send_signal(signal.SIGTERM)
+    out, err = child.communicate(timeout=20)
+    outcome = json.loads(out.split("OUTCOME", 1)[1])
+    record = json.loads((tmp_path / "state" / "child.json").read_text())
+    processed = (tmp_path / "log").read_text().split()
+
+    assert 0 == child.returncode, err
+    assert ("aborted", "aborted") == (outcome["status"], record["status"])
+    assert outcome["cursor"] == record["cursor"]
+    assert record["cursor"] <= len(processed) <= record["cursor"] + 1
+
+
+def test_a_handler_installed_while_the_job_runs_is_kept(tmp_path: Path):
+    """A SIGTERM handler the program installs during a run (a web server's) survives its end."""
+    script = tmp_path / "kept.py"
+    script.write_text(
+        "import asyncio, os, signal\n"
+        "from resumable import MemoryStore, job\n"
+        "got = []\n"
+        "async def main():\n"
+        "    async with job('k', 0, store=MemoryStore(), interval=None) as j:\n"
+        "        signal.signal(signal.SIGTERM, lambda s, f: got.append('mine'))\n"
+        "        j.advance(1)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    for _ in range(1000):\n"
+        "        if got:\n"
+        "            break\n"
+        "        await asyncio.sleep(0.005)\n"
+        "    print('GOT', got, flush=True)\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=30, check=False
+    )
+
+    assert 0 == result.returncode, result.stderr
+    assert "GOT ['mine']" in result.stdout
