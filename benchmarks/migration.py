@@ -291,7 +291,7 @@ async def child(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one instru
         marks.setdefault("listener", now())
         await migrate(self, timeout)
 
-    Job.migrate = on_migrate  # type: ignore[method-assign]
+    Job.migrate = on_migrate  # type: ignore[method-assign,assignment]
 
     trial = [0]
 

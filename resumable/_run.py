@@ -5,15 +5,24 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from resumable._engine import Job
 from resumable._record import Outcome
 
-if TYPE_CHECKING:
-    from resumable._decorator import JobFunction
-
 C = TypeVar("C")
+
+
+class JobMaker(Protocol[C]):
+    """What a run needs of its decorated function (a `JobFunction`)."""
+
+    __qualname__: str
+    __wrapped__: Callable[..., AsyncGenerator[C, None]]
+
+    def make_job(self, *args: Any, **kwargs: Any) -> tuple[Job[C], dict[str, Any]]:
+        """Return the engine for a call, and the call's arguments minus ``cursor``."""
+        ...
+
 
 log = logging.getLogger("resumable")
 
@@ -29,7 +38,7 @@ class Run(Coroutine[Any, Any, Outcome[C]]):
     """
 
     def __init__(
-        self, function: JobFunction[Any, C], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, function: JobMaker[C], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         self._function = function
         self._args = args

@@ -40,6 +40,9 @@ log = logging.getLogger("resumable")
 SAVE_TIMEOUT = 10.0
 """How long one save keeps retrying a failing store before giving up."""
 
+CLAIM_TIMEOUT = 10.0
+"""How long taking ownership of a key at start keeps retrying (an older run may be busy)."""
+
 
 def owner_id() -> str:
     """Name a run: host, process and a random part."""
@@ -100,7 +103,7 @@ class Writer:
         Returns:
             The record the run resumes from, or ``None`` on a fresh start.
         """
-        deadline = asyncio.get_running_loop().time() + SAVE_TIMEOUT
+        deadline = asyncio.get_running_loop().time() + CLAIM_TIMEOUT
         return await retrying(
             lambda: self._claim_once(fresh, deadline),
             deadline=deadline,

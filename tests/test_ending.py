@@ -12,7 +12,7 @@ import pytest
 from helpers import CountingStore, Grab, record_of, wait_until
 
 from resumable import MemoryStore, job, resumable
-from resumable._engine import FinishedJobError
+from resumable._phase import FinishedJobError
 
 
 async def test_migrating_while_the_last_save_is_held_is_ignored():

@@ -21,7 +21,7 @@ from resumable import (
     resumable,
 )
 from resumable._codec import parse
-from resumable._engine import Phase
+from resumable._phase import Phase
 
 
 def cursors_of(store: CountingStore) -> list[object]:

@@ -30,8 +30,10 @@ from hypothesis.stateful import (
 
 import resumable._engine as engine
 import resumable._retry as retry
+import resumable._stops as stops
 import resumable._writer as writer
 from resumable import Job, StoreError, job
+from resumable._phase import Phase
 from resumable._stores import Guard
 from resumable.testing import FailingStore
 
@@ -82,7 +84,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.saved_constants = (engine.SAVE_TIMEOUT, retry.BACKOFF)
         # Retry fast and give up soon, so a broken store costs milliseconds, not seconds.
-        engine.SAVE_TIMEOUT = writer.SAVE_TIMEOUT = 0.05
+        engine.SAVE_TIMEOUT = stops.SAVE_TIMEOUT = writer.SAVE_TIMEOUT = 0.05
         retry.BACKOFF = tenacity.wait_fixed(0.001)  # type: ignore[assignment]
         self.failing = FailingStore()
         self.probe = ProbeStore(self.failing)
@@ -118,7 +120,7 @@ class EngineMachine(RuleBasedStateMachine):
         finally:
             self.loop.close()
             engine.SAVE_TIMEOUT, retry.BACKOFF = self.saved_constants
-            writer.SAVE_TIMEOUT = engine.SAVE_TIMEOUT
+            writer.SAVE_TIMEOUT = stops.SAVE_TIMEOUT = engine.SAVE_TIMEOUT
 
     # -- driving --------------------------------------------------------------------------------
 
@@ -130,7 +132,13 @@ class EngineMachine(RuleBasedStateMachine):
         self.failing._pending = 0
         before = self.probe.records[-1]["cursor"] if self.probe.records else 0
         self.job = job(
-            KEY, cursor=0, store=self.probe, triggers=[], interval=None, every=self.every
+            KEY,
+            cursor=0,
+            store=self.probe,
+            triggers=[],
+            interval=None,
+            every=self.every,
+            grace=0,  # the body waits on commands and never looks at `stopping`
         )
         self.commands = asyncio.Queue()
         self.side = []
@@ -186,7 +194,7 @@ class EngineMachine(RuleBasedStateMachine):
     def parked(self) -> bool:
         j = self.job
         assert j is not None
-        return j._phase is engine.Phase.PARKED and self.ending == "end" and self.migrated
+        return j._phase is Phase.PARKED and self.ending == "end" and self.migrated
 
     def fingerprint(self) -> tuple[object, ...]:
         j, body = self.job, self.body

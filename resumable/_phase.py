@@ -1,0 +1,33 @@
+"""Where a run is in its life (`Phase`), why it ends (`End`), and using it outside its life."""
+
+from __future__ import annotations
+
+import enum
+
+from resumable._errors import ResumableError
+
+
+class Phase(enum.Enum):
+    """Where a run is in its life."""
+
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    CLOSING = "closing"
+    PARKED = "parked"
+    DONE = "done"
+
+
+class End(enum.Enum):
+    """Why a run ends; each end writes one status last."""
+
+    COMPLETED = "completed"
+    MIGRATED = "running"
+    ABORTED = "aborted"
+    CANCELLED = "aborted"  # noqa: PIE796 - a distinct reason that writes the same status
+    FAILED = "failed"
+    FENCED = "fenced"  # another run owns the key: nothing is written
+
+
+class FinishedJobError(ResumableError, RuntimeError):
+    """A `Job` was used after its run ended, or entered twice."""

@@ -1,0 +1,200 @@
+"""`Stops`: how a running job is asked to save, to pause, to migrate and to abort.
+
+These are the job's controls (the `Controls` protocol that triggers see) and what they do:
+an urgent save within a budget, the grace the work in flight gets to reach its next yield,
+the cut after it, and the end each stop leads to. `Job` is built on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Generic, TypeVar
+
+from resumable._codec import Codec
+from resumable._errors import ResumableError, StaleWriterError
+from resumable._options import JobOptions
+from resumable._phase import End, FinishedJobError, Phase
+from resumable._record import Status
+from resumable._work import Work
+from resumable._writer import SAVE_TIMEOUT, Writer
+
+C = TypeVar("C")
+
+log = logging.getLogger("resumable")
+
+_WARN_AT = 0.8  # of an urgent save's budget: say so loudly if it has not landed by then
+
+
+class Stops(Generic[C]):
+    """The controls of a running job, and the stops they lead to."""
+
+    key: str
+    cursor: C
+    stopping: bool
+    _options: JobOptions
+    _phase: Phase
+    _end: End | None
+    _failure: ResumableError | None
+    _due: float
+    _copying: bool
+    _advanced: bool
+    _snap: Any
+    _work: Work
+    _left: asyncio.Event
+    _unpark: asyncio.Event
+    _deadline: float | None
+    _codec: Codec[C]
+    _writer: Writer
+
+    def _latest(self) -> Any:
+        """The snapshot a save writes now: the cursor at the cut, the copy, or the cursor."""
+        if self._work.cut:
+            return self._work.frozen
+        if self._copying or not self._advanced:
+            return self._snap
+        return self.cursor
+
+    @property
+    def saves(self) -> int:
+        """Store writes made in this run."""
+        return self._writer.saves if self._phase is not Phase.NEW else 0
+
+    @property
+    def persisted(self) -> C:
+        """The cursor of the latest write (the resume point before the first)."""
+        if self._phase is Phase.NEW:
+            return self.cursor
+        return self._codec.restore(self._writer.persisted)
+
+    def refresh(self) -> None:
+        """Ask the hot path to bring `yields` up to date at the next cursor."""
+        self._due = 0.0
+
+    def pause(self) -> None:
+        """Stop taking new work from the next cursor on; returns at once.
+
+        An event source that can act synchronously calls this the moment a migration is
+        announced, before the (asynchronous) `migrate` that saves.
+        """
+        if self._end is None:
+            self._end = End.MIGRATED
+        self._stop()
+
+    def request_save(self) -> None:
+        """Ask the writer to save the latest cursor soon (coalesced); returns at once."""
+        if self._phase in (Phase.RUNNING, Phase.STOPPING):
+            self._writer.wake()
+
+    async def save(self, *, timeout: float | None = None) -> None:
+        """Write the latest cursor now, unless it is already the persisted one.
+
+        Raises:
+            StoreError: The store still failed after retrying for *timeout* seconds.
+            StaleWriterError: Another run took the key over.
+            FinishedJobError: The run has ended.
+        """
+        if self._phase is Phase.DONE or self._phase is Phase.NEW:
+            raise self._unusable("save()")
+        deadline = asyncio.get_running_loop().time() + (timeout or SAVE_TIMEOUT)
+        await self._writer.urgent(self._latest, "running", deadline)
+
+    async def migrate(self, timeout: float | None = None) -> None:
+        """Persist at once within *timeout* seconds, then take no new work.
+
+        The run does not end: it waits for the platform to stop the process, and the next
+        run resumes from the saved cursor. A failure is logged, not raised: the caller is an
+        event handler with nobody to raise to.
+        """
+        if self._phase not in (Phase.RUNNING, Phase.STOPPING):
+            log.info("job %r: migrating, but the run has already ended its work", self.key)
+            return
+        self.pause()
+        budget = timeout if timeout is not None else SAVE_TIMEOUT
+        log.info("job %r: migrating, saving cursor %r within %.1f s", self.key, self.cursor, budget)
+        if await self._urgent("running", budget, "before migration"):
+            log.info("job %r: saved %r before migration", self.key, self.persisted)
+
+    async def abort(self, reason: str = "aborted", *, budget: float | None = None) -> None:
+        """Persist, stop the work (after its grace) and end the run ``"aborted"``.
+
+        A second abort cuts the work in flight at once. *budget* bounds the saves in
+        seconds (default: ``SAVE_TIMEOUT``).
+        """
+        if self._phase in (Phase.NEW, Phase.DONE) or self._failure is not None:
+            return
+        if self._end is End.ABORTED:
+            self._cut("a second stop")
+            return
+        self._end = End.ABORTED
+        self._stop()
+        if self._phase is Phase.PARKED:
+            self._unpark.set()
+            return
+        if self._phase is Phase.CLOSING:
+            return  # the run is ending already: its last write says how
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        total = budget if budget is not None else SAVE_TIMEOUT
+        self._deadline = start + total
+        log.info("job %r: %s, saving cursor %r and stopping", self.key, reason, self.cursor)
+        await self._urgent("aborted", total, "on abort")
+        if self._left.is_set():
+            return
+        # The work in flight gets its grace to reach its next yield, within half of what
+        # the budget has left, so that the last save still fits.
+        grace = min(self._options.grace, max(0.0, (self._deadline - loop.time()) / 2))
+        try:
+            async with asyncio.timeout(grace):
+                await self._left.wait()
+        except TimeoutError:
+            self._cut(f"the work in flight did not reach its next yield within {grace:.1f} s")
+
+    def _stop(self) -> None:
+        self.stopping = True
+        self._due = 0.0
+        if self._phase is Phase.RUNNING:
+            self._phase = Phase.STOPPING
+
+    def _cut(self, why: str) -> None:
+        """Cancel the work in flight; no cursor it yields afterwards is persisted."""
+        if self._phase in (Phase.RUNNING, Phase.STOPPING) and not self._work.cut:
+            log.info("job %r: %s; cancelling it", self.key, why)
+            self._work.cut_now(self._latest())
+
+    def _fail(self, exc: ResumableError) -> None:
+        """End the run with *exc* (raised where the job's body is), cutting its work."""
+        if self._failure is None:
+            self._failure = exc
+        self._stop()
+        self._cut(f"the run failed: {exc}")
+
+    async def _urgent(self, status: Status, budget: float, what: str) -> bool:
+        """An urgent save within *budget*; failures are logged (a fencing one fails the run)."""
+        loop = asyncio.get_running_loop()
+        warn = loop.call_later(
+            budget * _WARN_AT,
+            lambda: log.warning(
+                "job %r: the save %s has not landed after %.1f s of its %.1f s budget",
+                self.key,
+                what,
+                budget * _WARN_AT,
+                budget,
+            ),
+        )
+        try:
+            return await self._writer.urgent(self._latest, status, loop.time() + budget)
+        except StaleWriterError as exc:
+            self._fail(exc)
+        except ResumableError as exc:
+            log.error("job %r: could not save %s within %.1f s: %s", self.key, what, budget, exc)  # noqa: TRY400
+        finally:
+            warn.cancel()
+        return False
+
+    def _unusable(self, what: str) -> FinishedJobError:
+        state = "has not started" if self._phase is Phase.NEW else "has ended"
+        return FinishedJobError(
+            f"{what} on job {self.key!r}, whose run {state}: use a Job inside its "
+            "`async with` block, and make a new one for each run."
+        )
