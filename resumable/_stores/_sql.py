@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,12 +21,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateTable
 
 from resumable._stores._base import Guard, check_key
 from resumable._stores._connected import ConnectedStore, LoopBound, redact
+from resumable._stores._files import LockWait
 
 INSERT_ATTEMPTS = 5
 """How often a save retries its transaction when another client inserted the same new key
@@ -98,10 +100,12 @@ class SQLStore(ConnectedStore):
     async def _engine(self) -> AsyncEngine:
         database = self._databases.get()
         if not database.ready:
-            async with database.engine.begin() as conn:
-                await conn.execute(CreateTable(self.table, if_not_exists=True))
+            await self._write(database.engine, self._create_table)
             database.ready = True
         return database.engine
+
+    async def _create_table(self, conn: AsyncConnection) -> None:
+        await conn.execute(CreateTable(self.table, if_not_exists=True))
 
     async def load(self, key: str) -> bytes | None:
         """Return the record under *key*, or ``None``."""
@@ -113,28 +117,12 @@ class SQLStore(ConnectedStore):
     async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
         """Replace *key*'s record with *data*, in one transaction with *guard*'s check."""
         check_key(key, self)
-        engine = await self._engine()
-        for attempt in range(1, INSERT_ATTEMPTS + 1):
-            try:
-                async with engine.connect() as conn:
-                    await self._write_transaction(conn, key, data, guard)
-            except IntegrityError:
-                # Another writer inserted this new key after our read found no row.
-                if attempt == INSERT_ATTEMPTS:
-                    raise
-                continue
-            return
-
-    async def _write_transaction(
-        self, conn: AsyncConnection, key: str, data: bytes, guard: Guard | None
-    ) -> None:
         table = self.table
         read = select(table.c.data).where(table.c.key == key)
-        if self._sqlite:
-            await conn.execution_options(**{_BEGIN: "BEGIN IMMEDIATE"})
-        else:
+        if not self._sqlite:
             read = read.with_for_update()
-        async with conn.begin():
+
+        async def transaction(conn: AsyncConnection) -> None:
             row = (await conn.execute(read)).first()
             if guard is not None:
                 guard(None if row is None else bytes(row[0]))
@@ -144,11 +132,47 @@ class SQLStore(ConnectedStore):
             else:
                 await conn.execute(update(table).where(table.c.key == key).values(**values))
 
+        await self._write(await self._engine(), transaction)
+
     async def delete(self, key: str) -> None:
         """Forget *key*."""
         check_key(key, self)
-        async with (await self._engine()).begin() as conn:
-            await conn.execute(delete(self.table).where(self.table.c.key == key))
+        statement = delete(self.table).where(self.table.c.key == key)
+
+        async def transaction(conn: AsyncConnection) -> None:
+            await conn.execute(statement)
+
+        await self._write(await self._engine(), transaction)
+
+    async def _write(
+        self, engine: AsyncEngine, transaction: Callable[[AsyncConnection], Awaitable[None]]
+    ) -> None:
+        """Run *transaction* on a connection of its own; again when it lost a race it may lose.
+
+        Two races: another writer inserted the same new key first (PostgreSQL: our
+        ``FOR UPDATE`` found no row to lock), or another process holds SQLite's write lock
+        (SQLite's own wait sleeps up to 100 ms a try, so a busy writer would starve us:
+        we wait in `LockWait`'s finer steps, on the event loop).
+        """
+        inserts = 0
+        wait = LockWait(f"{self!r}")
+        while True:
+            try:
+                async with engine.connect() as conn:
+                    if self._sqlite:
+                        await conn.execution_options(**{_BEGIN: "BEGIN IMMEDIATE"})
+                    async with conn.begin():
+                        await transaction(conn)
+            except IntegrityError:
+                inserts += 1
+                if inserts == INSERT_ATTEMPTS:
+                    raise
+            except OperationalError as exc:
+                if not (self._sqlite and "locked" in str(exc.orig)):
+                    raise
+                await wait.pause()
+            else:
+                return
 
     async def keys(self) -> list[str]:
         """Return the keys that have a row, sorted."""
@@ -166,11 +190,13 @@ async def _dispose(database: _Database) -> None:
 
 
 def _sqlite_connected(dbapi_connection: Any, _: object) -> None:
-    # Let SQLAlchemy emit BEGIN itself (the driver's own BEGIN is deferred and late), and
-    # let readers go on while a writer holds the lock.
+    # Let SQLAlchemy emit BEGIN itself (the driver's own BEGIN is deferred and late), let
+    # readers go on while a writer holds the lock, and report a held lock at once
+    # (`SQLStore._write` waits for it).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=0")
     cursor.close()
 
 
