@@ -205,7 +205,12 @@ class PostgresServer:
     @property
     def url(self) -> str:
         """The SQLAlchemy URL of the ``postgres`` database, through asyncpg."""
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgresql+asyncpg://{self.dsn.removeprefix('postgresql://')}"
+
+    @property
+    def dsn(self) -> str:
+        """The libpq URL of the ``postgres`` database (for asyncpg or psql themselves)."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _as_user(self) -> dict[str, int]:
         if self._user is None:

@@ -58,6 +58,10 @@ class RedisStore(ConnectedStore):
         # budget; the URL's own options win over these defaults.
         return aioredis.Redis.from_url(self.url, socket_connect_timeout=5, socket_timeout=10)
 
+    async def open(self) -> None:
+        """Connect (the engine calls this when a job starts, so a dead server shows early)."""
+        await self._clients.get().ping()
+
     def _name(self, key: str) -> str:
         return self.prefix + check_key(key, self)
 

@@ -97,6 +97,10 @@ class SQLStore(ConnectedStore):
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return _Database(engine)
 
+    async def open(self) -> None:
+        """Connect and create the table if missing (the engine calls this when a job starts)."""
+        await self._engine()
+
     async def _engine(self) -> AsyncEngine:
         database = self._databases.get()
         if not database.ready:
