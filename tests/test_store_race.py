@@ -117,7 +117,7 @@ class Worker:
 
 
 @pytest.fixture(params=["file", "redis", "sql-sqlite", "sql-postgres"])
-async def race_store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+def race_store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     """The spec of a store that fences atomically (race_child.py opens it), a fresh one."""
     kind: str = request.param
     if kind == "file":
