@@ -9,6 +9,6 @@ except ImportError as _missing:  # pragma: no cover - exercised only without the
         'resumable.redis needs redis-py, which is not installed: pip install "resumable[redis]"'
     ) from _missing
 
-from resumable._stores._redis import KeyContendedError, RedisStore
+from resumable._stores._redis import RedisStore
 
-__all__ = ["KeyContendedError", "RedisStore"]
+__all__ = ["RedisStore"]

@@ -66,9 +66,16 @@ class RedisServer:
     Args:
         executable: The ``redis-server`` to run; found on ``PATH`` when ``None``.
         modules: Modules to load (``--loadmodule``).
+        port: Listen on this port (one attempt) instead of a free one.
     """
 
-    def __init__(self, executable: str | None = None, modules: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        executable: str | None = None,
+        modules: list[str] | None = None,
+        *,
+        port: int | None = None,
+    ) -> None:
         executable = executable or shutil.which("redis-server")
         if executable is None:
             raise ServerUnavailableError(
@@ -78,8 +85,8 @@ class RedisServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         loads = [arg for module in modules or [] for arg in ("--loadmodule", module)]
-        for _ in range(START_ATTEMPTS):
-            self.port = free_port()
+        for _ in range(1 if port else START_ATTEMPTS):
+            self.port = port or free_port()
             self.process = subprocess.Popen(
                 [
                     executable,

@@ -15,8 +15,9 @@ from typing import Any
 
 import asyncpg
 import pytest
+import redis.exceptions
 from conftest import unique_table
-from servers import PostgresServer, RedisServer
+from servers import PostgresServer, RedisServer, free_port
 
 from resumable import FileStore, InvalidKeyError, Store, job
 from resumable.redis import RedisStore
@@ -281,3 +282,32 @@ async def test_postgres_store_retries_when_another_writer_inserts_the_same_new_k
 
         assert [None, b"theirs"] == seen
         assert b"mine" == await store.load("k")
+
+
+async def test_redis_store_fails_plainly_while_the_server_is_gone_and_reconnects():
+    """A lost server is an ordinary exception at once (the engine retries it within its
+    budget); once the server is back, the same store works again."""
+    server = RedisServer()
+    try:
+        async with RedisStore(server.url) as store:
+            await store.save("k", b"before")
+            port = server.port
+            server.stop()
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await store.load("k")
+            server = RedisServer(port=port)
+            await store.save("k", b"after")
+
+            assert b"after" == await store.load("k")
+    finally:
+        server.stop()
+
+
+async def test_sql_store_fails_plainly_when_the_database_is_unreachable():
+    """No PostgreSQL where the URL points: an ordinary exception at once, no hang."""
+    store = SQLStore(f"postgresql://postgres@127.0.0.1:{free_port()}/nothing")
+    try:
+        with pytest.raises(OSError, match="Connect call failed"):
+            await store.load("k")
+    finally:
+        await store.aclose()
