@@ -13,8 +13,9 @@ load on each, and so on), so a hiccup of the machine touches them all alike. Fig
 milliseconds per operation: the median, the 99th percentile, and the median as a multiple
 of ``FileStore``'s.
 
-Run: ``python benchmarks/stores.py [--operations N]`` (needs ``redis-server``, PostgreSQL's
-``initdb``/``postgres`` and the ``apify``, ``redis`` and ``sql`` extras).
+Run: ``python benchmarks/stores.py [--operations N]`` in an environment with
+``pip install -e '.[bench]'`` (or ``.[tests]``), on a machine with ``redis-server`` and
+PostgreSQL's ``initdb``/``postgres``.
 """
 
 from __future__ import annotations
