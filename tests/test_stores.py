@@ -182,8 +182,11 @@ def test_shared_stores_never_show_the_password(make: Callable[[], Any], secret_f
 
 def test_sql_store_picks_the_asyncio_driver_of_a_plain_url(tmp_path: Path):
     """``postgresql://`` and ``sqlite://`` mean asyncpg and aiosqlite: the engine is asyncio."""
-    assert SQLStore("postgresql://u@h/db").url.startswith("postgresql+asyncpg://")
-    assert SQLStore(f"sqlite:///{tmp_path}/s.db").url.startswith("sqlite+aiosqlite:///")
+    postgres = SQLStore("postgresql://u@h/db")
+    sqlite = SQLStore(f"sqlite:///{tmp_path}/s.db")
+
+    assert "postgresql+asyncpg://u@h/db" == postgres.url
+    assert f"sqlite+aiosqlite:///{tmp_path}/s.db" == sqlite.url
 
 
 async def test_redis_store_reruns_the_guard_when_another_client_wrote_in_between(
