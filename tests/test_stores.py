@@ -1,14 +1,27 @@
-"""The store contract, once for every store; then what only FileStore promises."""
+"""The store contract, once for every store; then what only FileStore and the shared stores
+promise."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import sqlite3
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
+import redis.exceptions
+from conftest import unique_table
+from servers import PostgresServer, RedisServer, free_port
 
 from resumable import FileStore, InvalidKeyError, Store, job
+from resumable.redis import RedisStore
+from resumable.sql import SQLStore
 
 
 async def test_a_missing_key_loads_as_none(any_store: Store):
@@ -127,3 +140,177 @@ def test_file_store_repr_and_cli_location(tmp_path: Path):
 
     assert f"FileStore({str(tmp_path)!r})" == repr(store)
     assert str(tmp_path) == store.cli_location
+
+
+# -- the shared stores: what only they promise ---------------------------------------------
+
+
+def from_another_thread(action: Callable[[], Awaitable[object]]) -> object:
+    """Run *action* to its end on a loop of its own, in another thread, and return its result.
+
+    A guard is a plain function: this is how it can make another client act mid-save.
+    """
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(asyncio.run(_caught(action))))
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+async def _caught(action: Callable[[], Awaitable[object]]) -> object:
+    try:
+        return await action()
+    except Exception as exc:  # noqa: BLE001 - handed back for the test to look at
+        return exc
+
+
+@pytest.mark.parametrize(
+    ("make", "secret_free"),
+    [
+        (lambda: RedisStore("redis://app:s3cret@redis.example:6379/2"), "redis://app:***@"),
+        (lambda: SQLStore("postgresql://app:s3cret@db.example/jobs"), "postgresql+asyncpg://"),
+    ],
+)
+def test_shared_stores_never_show_the_password(make: Callable[[], Any], secret_free: str):
+    """repr() and the CLI location name the URL without its password (they reach logs)."""
+    store = make()
+
+    assert "s3cret" not in repr(store)
+    assert "s3cret" not in store.cli_location
+    assert secret_free in store.cli_location
+
+
+def test_sql_store_picks_the_asyncio_driver_of_a_plain_url(tmp_path: Path):
+    """``postgresql://`` and ``sqlite://`` mean asyncpg and aiosqlite: the engine is asyncio."""
+    postgres = SQLStore("postgresql://u@h/db")
+    sqlite = SQLStore(f"sqlite:///{tmp_path}/s.db")
+
+    assert "postgresql+asyncpg://u@h/db" == postgres.url
+    assert f"sqlite+aiosqlite:///{tmp_path}/s.db" == sqlite.url
+
+
+async def test_redis_store_reruns_the_guard_when_another_client_wrote_in_between(
+    redis_server: RedisServer,
+):
+    """A write by another client between the guard's read and the write is never overwritten
+    unseen: the transaction fails, the store reads again and asks the guard again."""
+    async with RedisStore(redis_server.url, prefix="between:") as store:
+        await store.save("k", b"mine")
+        seen: list[bytes | None] = []
+
+        def guard(current: bytes | None) -> None:
+            seen.append(current)
+            if len(seen) == 1:
+                redis_server.command("SET", "between:k", "theirs")
+
+        await store.save("k", b"newer", guard=guard)
+
+        assert [b"mine", b"theirs"] == seen
+        assert b"newer" == await store.load("k")
+
+
+async def test_sqlite_store_holds_the_write_lock_while_the_guard_checks(tmp_path: Path):
+    """On SQLite, no other process can write between the guard's check and the write."""
+    path = tmp_path / "state.sqlite"
+    async with SQLStore(f"sqlite+aiosqlite:///{path}") as store:
+        await store.save("k", b"mine")
+        outcome: list[object] = []
+
+        def guard(current: bytes | None) -> None:
+            with contextlib.closing(sqlite3.connect(path, timeout=0)) as other:
+                try:
+                    other.execute("DELETE FROM resumable_state")
+                    other.commit()
+                    outcome.append("written")
+                except sqlite3.OperationalError as exc:
+                    outcome.append(str(exc))
+
+        await store.save("k", b"newer", guard=guard)
+
+        assert ["database is locked"] == outcome
+        assert b"newer" == await store.load("k")
+
+
+async def test_postgres_store_locks_the_row_while_the_guard_checks(
+    postgres_server: PostgresServer,
+):
+    """On PostgreSQL, the guard runs under ``FOR UPDATE``: another writer of the row waits."""
+    table = unique_table()
+    async with SQLStore(postgres_server.url, table=table) as store:
+        await store.save("k", b"mine")
+        outcome: list[object] = []
+
+        async def write_elsewhere() -> object:
+            conn = await asyncpg.connect(postgres_server.dsn)
+            try:
+                await conn.execute("SET lock_timeout = '200ms'")
+                return await conn.execute(f"UPDATE {table} SET data = 'x'::bytea")  # noqa: S608
+            finally:
+                await conn.close()
+
+        def guard(current: bytes | None) -> None:
+            outcome.append(type(from_another_thread(write_elsewhere)).__name__)
+
+        await store.save("k", b"newer", guard=guard)
+
+        assert ["LockNotAvailableError"] == outcome
+        assert b"newer" == await store.load("k")
+
+
+async def test_postgres_store_retries_when_another_writer_inserts_the_same_new_key(
+    postgres_server: PostgresServer,
+):
+    """Two first saves of one key: the one that loses the insert reads the winner's record
+    and asks its guard again, instead of failing or overwriting it unseen."""
+    table = unique_table()
+    async with SQLStore(postgres_server.url, table=table) as store:
+        await store.open()
+        seen: list[bytes | None] = []
+
+        async def insert_elsewhere() -> object:
+            conn = await asyncpg.connect(postgres_server.dsn)
+            try:
+                return await conn.execute(
+                    f"INSERT INTO {table} VALUES ('k', 'theirs'::bytea, now())"  # noqa: S608
+                )
+            finally:
+                await conn.close()
+
+        def guard(current: bytes | None) -> None:
+            seen.append(current)
+            if current is None:
+                from_another_thread(insert_elsewhere)
+
+        await store.save("k", b"mine", guard=guard)
+
+        assert [None, b"theirs"] == seen
+        assert b"mine" == await store.load("k")
+
+
+async def test_redis_store_fails_plainly_while_the_server_is_gone_and_reconnects():
+    """A lost server is an ordinary exception at once (the engine retries it within its
+    budget); once the server is back, the same store works again."""
+    server = RedisServer()
+    try:
+        async with RedisStore(server.url) as store:
+            await store.save("k", b"before")
+            port = server.port
+            server.stop()
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await store.load("k")
+            server = RedisServer(port=port)
+            await store.save("k", b"after")
+
+            assert b"after" == await store.load("k")
+    finally:
+        server.stop()
+
+
+async def test_sql_store_fails_plainly_when_the_database_is_unreachable():
+    """No PostgreSQL where the URL points: an ordinary exception at once, no hang."""
+    store = SQLStore(f"postgresql://postgres@127.0.0.1:{free_port()}/nothing")
+    try:
+        with pytest.raises(OSError, match="Connect call failed"):
+            await store.load("k")
+    finally:
+        await store.aclose()

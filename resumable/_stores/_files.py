@@ -48,6 +48,35 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+class LockWait:
+    """Paces the tries at a lock that another process holds, without blocking the loop.
+
+    Tries come every few milliseconds at most: a process that saves back to back frees
+    its lock for moments only, and a waiter that backs off further would rarely see one.
+
+    Args:
+        what: Names the lock in the error when it stays taken.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._deadline = time.monotonic() + LOCK_TIMEOUT
+        self._delay = 0.0005
+
+    async def pause(self) -> None:
+        """Wait before the next try.
+
+        Raises:
+            TimeoutError: The lock stayed taken for `LOCK_TIMEOUT` seconds.
+        """
+        if time.monotonic() > self._deadline:
+            raise TimeoutError(
+                f"could not lock {self.what} within {LOCK_TIMEOUT:.0f} s: another process holds it"
+            )
+        await asyncio.sleep(self._delay)
+        self._delay = min(self._delay * 2, 0.002)
+
+
 @contextlib.asynccontextmanager
 async def exclusive_lock(path: Path, *, create: bool, what: str) -> AsyncIterator[None]:
     """Hold an exclusive ``flock`` on *path* across processes, without blocking the loop.
@@ -63,20 +92,13 @@ async def exclusive_lock(path: Path, *, create: bool, what: str) -> AsyncIterato
     flags = os.O_RDWR | os.O_CREAT if create else os.O_RDONLY
     fd = os.open(path, flags, 0o644)
     try:
-        deadline = time.monotonic() + LOCK_TIMEOUT
-        delay = 0.0005
+        wait = LockWait(what)
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"could not lock {what} within {LOCK_TIMEOUT:.0f} s: another process "
-                        "holds it"
-                    ) from None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.05)
+                await wait.pause()
         try:
             yield
         finally:

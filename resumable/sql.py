@@ -1,0 +1,14 @@
+"""SQL databases as a shared store for many workers: `SQLStore` (extra ``resumable[sql]``)."""
+
+from __future__ import annotations
+
+try:
+    import sqlalchemy.ext.asyncio  # noqa: F401 - imported to fail here, with the way out
+except ImportError as _missing:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        'resumable.sql needs SQLAlchemy, which is not installed: pip install "resumable[sql]"'
+    ) from _missing
+
+from resumable._stores._sql import SQLStore
+
+__all__ = ["SQLStore"]
