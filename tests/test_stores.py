@@ -16,9 +16,9 @@ from typing import Any
 import asyncpg
 import pytest
 import redis.exceptions
-from conftest import unique_table
 from servers import PostgresServer, RedisServer, free_port
 
+from conftest import unique_table
 from resumable import FileStore, InvalidKeyError, Store, job
 from resumable.redis import RedisStore
 from resumable.sql import SQLStore
