@@ -32,7 +32,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from types import TracebackType
@@ -99,6 +99,11 @@ class MetadataServer:
         port = self._server.sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}"
 
+    @property
+    def open_connections(self) -> int:
+        """Connections being served now (a long poll holds one)."""
+        return len(self._handlers)
+
     def preempt(self, *, in_seconds: float) -> datetime:
         """Announce that the machine goes away in *in_seconds*; return when, as announced."""
         raise NotImplementedError
@@ -144,7 +149,10 @@ class MetadataServer:
             line, headers = await read_head(reader)
             method, target, _ = line.split(" ", 2)
             body = await read_body(reader, headers, until_eof=False)
-            status, extra, payload = await self.respond(method, target, headers, body)
+            reply = await self._unless_gone(reader, self.respond(method, target, headers, body))
+            if reply is None:
+                return
+            status, extra, payload = reply
             head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
             head += [f"{name}: {value}" for name, value in extra.items()]
             head += [f"Content-Length: {len(payload)}", "Connection: close"]
@@ -157,6 +165,22 @@ class MetadataServer:
         finally:
             del self._handlers[task]
             writer.close()
+
+    async def _unless_gone(
+        self, reader: asyncio.StreamReader, answer: Coroutine[Any, Any, Reply]
+    ) -> Reply | None:
+        """Run *answer*, but give up (None) if the client hangs up first, as during a long poll."""
+        replying = asyncio.ensure_future(answer)
+        hangup = asyncio.ensure_future(reader.read())
+        try:
+            await asyncio.wait({replying, hangup}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (replying, hangup):
+                task.cancel()
+            await asyncio.wait({replying, hangup})
+        if replying.cancelled():
+            return None
+        return replying.result()
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
