@@ -308,7 +308,9 @@ def test_defaults_watch_every_provider_at_its_documented_address():
         "gcp": "http://metadata.google.internal",
         "azure": "http://169.254.169.254",
     } == dict(PreemptionNotice().endpoints)
-    assert ["AWS"] == [p.name for p in PreemptionNotice(endpoints={"aws": "http://x/"}).providers()]
+    assert ["AWS"] == [
+        p.name for p in PreemptionNotice(endpoints={"aws": "http://x/"})._providers()
+    ]
 
 
 @pytest.mark.parametrize(

@@ -110,9 +110,9 @@ class PreemptionNotice:
 
     def attach(self, controls: Controls) -> Detach:
         """Start watching in the background for *controls*' job; return what stops it."""
-        return _Watch(self, controls).detach
+        return _Watch(self, self._providers(), controls).detach
 
-    def providers(self) -> list[Provider]:
+    def _providers(self) -> list[Provider]:
         """A fresh watcher for each provider named in `endpoints`."""
         made: list[Provider] = []
         for name, url in self.endpoints.items():
@@ -128,8 +128,11 @@ class PreemptionNotice:
 class _Watch:
     """One job's watch: detection, then the notice, then the abort (and the approval)."""
 
-    def __init__(self, options: PreemptionNotice, controls: Controls) -> None:
+    def __init__(
+        self, options: PreemptionNotice, providers: list[Provider], controls: Controls
+    ) -> None:
         self._options = options
+        self._providers = providers
         self._controls = controls
         self._acting = False
         self._task = asyncio.get_running_loop().create_task(
@@ -144,7 +147,7 @@ class _Watch:
     async def _run(self) -> None:
         key = self._controls.key
         try:
-            provider = await _detect(self._options.providers())
+            provider = await _detect(self._providers)
             if provider is None:
                 log.debug("job %r: no cloud metadata service answered; not watching", key)
                 return
