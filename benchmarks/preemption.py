@@ -12,11 +12,11 @@ cursors: the probes run while it waits); their whole run times are compared too.
 
 Notice to durable: for each provider's stand-in, a job with a `FileStore` works (1 ms an
 item) until the trigger is watching; then the stand-in announces a preemption at a random
-moment, and the time is taken until the aborted record has been written and fsynced. The
-trigger polls at each provider's own cadence (AWS every 5 s, Azure every second, Google
-Cloud long-polled) unless ``--poll-interval`` says otherwise, so the figure includes the
-wait for the next poll; "heard" is the time from the stand-in's answer that carried the
-notice to the durable record.
+moment between two polls, and the time is taken until the aborted record has been written
+and fsynced. The trigger polls at each provider's own cadence (AWS every 5 s, Azure every
+second, Google Cloud long-polled) unless ``--poll-interval`` says otherwise, so the figure
+includes the wait for the next poll; "heard" is the time from the stand-in's answer that
+carried the notice to the durable record. The stand-in runs in the job's event loop.
 
 Run: ``python benchmarks/preemption.py [--trials 20] [--startup-trials 200]
 [--poll-interval SECONDS]`` from the repository root.
@@ -53,6 +53,8 @@ from resumable._triggers import Detach, Trigger  # noqa: E402
 from resumable.cloud import PreemptionNotice  # noqa: E402
 
 PROVIDERS = ("aws", "gcp", "azure")
+CADENCE = {"aws": 5.0, "gcp": 0.05, "azure": 1.0}
+"""Seconds between the trigger's polls (Google Cloud is long-polled: any short spread)."""
 STAND_INS: dict[str, Callable[[], MetadataServer]] = {
     "aws": AwsMetadata,
     "gcp": GcpMetadata,
@@ -194,7 +196,9 @@ async def latency_trial(
 
         run = asyncio.ensure_future(work())
         await cloud.watched(timeout=30)
-        await asyncio.sleep(random.uniform(0.0, 0.05))
+        # Announce at a random moment between two polls, as a real notice would come.
+        cadence = poll_interval or CADENCE[provider]
+        await asyncio.sleep(random.uniform(0.0, cadence))
         announced = time.perf_counter()
         cloud.preempt(in_seconds=30)
         outcome = await asyncio.wait_for(run, timeout=60)

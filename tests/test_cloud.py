@@ -188,20 +188,69 @@ async def test_off_cloud_the_job_runs_at_once_and_quietly(
     assert ("completed", 2) == (outcome.status, outcome.cursor)
     assert [1] == probing_at_first_cursor
     assert [] == loud
-    assert all(logging.DEBUG == r.levelno for r in ours)
+    assert [] == [r.getMessage() for r in ours if r.levelno > logging.DEBUG]
     assert set() == other_tasks()
 
 
-async def test_a_silent_metadata_service_is_given_up_on_quietly(
-    caplog: pytest.LogCaptureFixture,
+async def test_off_cloud_the_trigger_says_why_in_one_debug_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
-    """A service that accepts but never answers is given up after the probe's timeout."""
+    """When every probe has failed, one DEBUG line names each provider and why; no more."""
     caplog.set_level(logging.DEBUG, logger="resumable")
-    async with Silent() as silent:
-        answered = await Aws(silent.url).detect()
+    endpoints = {name: closed_port() for name in ("aws", "gcp", "azure")}
 
-    assert answered is False
-    assert ["DEBUG"] == [r.levelname for r in caplog.records if r.name == "resumable.cloud"]
+    def ours() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "resumable.cloud"]
+
+    @resumable(
+        key="quiet", store=FileStore(tmp_path), triggers=[PreemptionNotice(endpoints=endpoints)]
+    )
+    async def work(*, cursor: int = 0) -> AsyncIterator[int]:
+        await wait_until(lambda: bool(ours()))
+        yield 1
+
+    outcome = await work()
+    message = ours()[0].getMessage()
+
+    assert "completed" == outcome.status
+    assert [logging.DEBUG] == [r.levelno for r in ours()]
+    assert all(
+        f"{name} at {endpoints[key]}" in message
+        for key, name in [("aws", "AWS"), ("gcp", "Google Cloud"), ("azure", "Azure")]
+    )
+
+
+async def test_a_silent_metadata_service_is_given_up_on():
+    """A service that accepts but never answers is given up after the probe's timeout."""
+    async with Silent() as silent:
+        with pytest.raises(TimeoutError):
+            await Aws(silent.url).detect()
+
+
+async def test_a_connection_attempt_that_is_dropped_is_bounded():
+    """A connection to an address that drops attempts gives up after its connect timeout."""
+    with BlackHole() as hole, pytest.raises(TimeoutError):
+        await request("GET", hole.url, connect_timeout=0.2, timeout=10)
+
+
+async def test_a_chunked_response_is_read_whole():
+    """Metadata services may frame a body in chunks; the client joins them."""
+
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"4\r\nTRUE\r\n3;ext=1\r\n!!!\r\n0\r\nTrailer: x\r\n\r\n"
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(chunked, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        response = await request("GET", f"http://127.0.0.1:{port}/", connect_timeout=1, timeout=5)
+
+    assert (200, b"TRUE!!!") == (response.status, response.body)
 
 
 async def test_hibernate_saves_and_the_job_carries_on(tmp_path: Path):
@@ -256,7 +305,7 @@ async def test_the_aws_session_token_is_renewed_before_it_expires():
     """Polls carry a fresh IMDSv2 token: a short-lived one is renewed, never answered 401."""
     async with AwsMetadata() as aws:
         watcher = Aws(aws.url, ttl=1)
-        assert await watcher.detect()
+        await watcher.detect()
         while len(aws.tokens) < 3:
             assert await watcher.poll() is None
             await asyncio.sleep(0.05)

@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 
 from resumable.cloud._http import ProtocolError, Response
-from resumable.cloud._notice import PROBE_TIMEOUT, READ_TIMEOUT, Notice, ask, not_here
+from resumable.cloud._notice import PROBE_TIMEOUT, READ_TIMEOUT, Notice, ask
 
 DEFAULT_URL = "http://169.254.169.254"
 TOKEN_PATH = "/latest/api/token"  # noqa: S105 - a path, not a secret
@@ -33,13 +33,13 @@ class Aws:
         self._token: str | None = None
         self._renew_at = 0.0
 
-    async def detect(self) -> bool:
-        """Whether an IMDSv2 service hands out a session token here."""
-        try:
-            await self._renew(timeout=PROBE_TIMEOUT)
-        except OSError as exc:
-            return not_here(self.name, self.url, exc)
-        return True
+    async def detect(self) -> None:
+        """Check that an IMDSv2 service hands out a session token here.
+
+        Raises:
+            OSError: It does not.
+        """
+        await self._renew(timeout=PROBE_TIMEOUT)
 
     async def poll(self) -> Notice | None:
         """Read ``instance-action`` once; a 401 (token expired early) renews and asks again."""

@@ -8,7 +8,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from resumable.cloud._http import ProtocolError, Response
-from resumable.cloud._notice import PROBE_TIMEOUT, READ_TIMEOUT, Notice, ask, not_here
+from resumable.cloud._notice import PROBE_TIMEOUT, READ_TIMEOUT, Notice, ask
 
 DEFAULT_URL = "http://169.254.169.254"
 EVENTS_PATH = "/metadata/scheduledevents?api-version=2020-07-01"
@@ -40,16 +40,16 @@ class Azure:
         self._polled = False
         self._seen: set[str] = set()
 
-    async def detect(self) -> bool:
-        """Whether the Azure instance metadata service answers here, and with which VM name."""
-        try:
-            response = await ask("GET", self.url + NAME_PATH, HEADERS, timeout=PROBE_TIMEOUT)
-        except OSError as exc:
-            return not_here(self.name, self.url, exc)
+    async def detect(self) -> None:
+        """Check that Azure's instance metadata service answers here; note the VM's name.
+
+        Raises:
+            OSError: It does not.
+        """
+        response = await ask("GET", self.url + NAME_PATH, HEADERS, timeout=PROBE_TIMEOUT)
         if response.status != 200:
-            return not_here(self.name, self.url, f"HTTP {response.status}")
+            raise ProtocolError(f"the VM's name answered HTTP {response.status}")
         self._vm = response.text.strip()
-        return True
 
     async def poll(self) -> Notice | None:
         """Read the events document once; return the first ending event for this VM."""

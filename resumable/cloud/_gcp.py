@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
 from resumable.cloud._http import ProtocolError, Response
-from resumable.cloud._notice import PROBE_TIMEOUT, Notice, ask, not_here
+from resumable.cloud._notice import PROBE_TIMEOUT, Notice, ask
 
 DEFAULT_URL = "http://metadata.google.internal"
 PATH = "/computeMetadata/v1/instance/preempted"
@@ -43,19 +43,16 @@ class Gcp:
         self._etag = ""
         self._preempted = False
 
-    async def detect(self) -> bool:
-        """Whether a Google metadata server answers here (it signs with ``Metadata-Flavor``)."""
-        try:
-            response = await self._get(PATH, PROBE_TIMEOUT)
-        except OSError as exc:
-            return not_here(self.name, self.url, exc)
+    async def detect(self) -> None:
+        """Check that a Google metadata server answers here (it signs ``Metadata-Flavor``).
+
+        Raises:
+            OSError: It does not.
+        """
+        response = await self._get(PATH, PROBE_TIMEOUT)
         if response.headers.get("metadata-flavor") != "Google":
-            return not_here(self.name, self.url, f"HTTP {response.status}, no Metadata-Flavor")
-        try:
-            self._read(response)
-        except ProtocolError as exc:
-            return not_here(self.name, self.url, exc)
-        return True
+            raise ProtocolError(f"HTTP {response.status} without Metadata-Flavor: Google")
+        self._read(response)
 
     async def poll(self) -> Notice | None:
         """Wait (up to `wait` seconds) for the value to change from the one last read."""

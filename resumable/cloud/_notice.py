@@ -48,11 +48,16 @@ class Provider(Protocol):
     """One cloud's metadata protocol: is this that cloud, and has it announced an end?"""
 
     name: str
+    url: str
     interval: float
     """Seconds between polls (0 for a long poll, which waits on the server)."""
 
-    async def detect(self) -> bool:
-        """Return whether this provider's metadata service answers here (never raises)."""
+    async def detect(self) -> None:
+        """Check that this provider's metadata service answers here.
+
+        Raises:
+            OSError: It does not (refused, timed out, or something else answered).
+        """
         ...
 
     async def poll(self) -> Notice | None:
@@ -87,9 +92,3 @@ async def ask(
         timeout=timeout,
         address=address,
     )
-
-
-def not_here(name: str, url: str, why: object) -> bool:
-    """Note at DEBUG level that *name*'s metadata service is not at *url*; return False."""
-    log.debug("no %s metadata service at %s (%s)", name, url, why)
-    return False

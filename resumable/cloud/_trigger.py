@@ -147,9 +147,14 @@ class _Watch:
     async def _run(self) -> None:
         key = self._controls.key
         try:
-            provider = await _detect(self._providers)
+            provider, absent = await _detect(self._providers)
             if provider is None:
-                log.debug("job %r: no cloud metadata service answered; not watching", key)
+                log.debug(
+                    "job %r: no cloud metadata service answered (%s); not watching for "
+                    "preemption notices",
+                    key,
+                    "; ".join(absent),
+                )
                 return
             log.info("job %r: running on %s; watching for preemption notices", key, provider.name)
             await self._follow(provider)
@@ -174,22 +179,28 @@ class _Watch:
             return
 
 
-async def _detect(providers: Iterable[Provider]) -> Provider | None:
-    """Ask every provider at once; return the first that answers, cancel the others."""
+async def _detect(providers: Iterable[Provider]) -> tuple[Provider | None, list[str]]:
+    """Ask every provider at once; return the first that answers (cancelling the others),
+    or None and why each one did not."""
     pending = {asyncio.ensure_future(provider.detect()): provider for provider in providers}
+    absent: list[str] = []
     try:
         while pending:
             done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 provider = pending.pop(task)
-                if task.result():
-                    return provider
+                exc = task.exception()
+                if exc is None:
+                    return provider, absent
+                if not isinstance(exc, OSError):
+                    raise exc
+                absent.append(f"{provider.name} at {provider.url}: {exc or type(exc).__name__}")
     finally:
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
-    return None
+    return None, absent
 
 
 async def _next_notice(provider: Provider, key: str, seen: set[Notice]) -> Notice:
