@@ -16,7 +16,8 @@ moment between two polls, and the time is taken until the aborted record has bee
 and fsynced. The trigger polls at each provider's own cadence (AWS every 5 s, Azure every
 second, Google Cloud long-polled) unless ``--poll-interval`` says otherwise, so the figure
 includes the wait for the next poll; "heard" is the time from the stand-in's answer that
-carried the notice to the durable record. The stand-in runs in the job's event loop.
+carried the notice to the durable record, next to what one `FileStore` write takes alone.
+The stand-in runs in the job's event loop.
 
 Run: ``python benchmarks/preemption.py [--trials 20] [--startup-trials 200]
 [--poll-interval SECONDS]`` from the repository root.
@@ -235,7 +236,20 @@ async def latency(trials: int, poll_interval: float | None) -> list[str]:
                 f"| {provider} | {statistics.median(total):.1f} | {max(total):.1f} | "
                 f"{statistics.median(heard):.1f} | {max(heard):.1f} |"
             )
+        alone = [await plain_save(Path(tmp) / f"alone{trial}") * 1e3 for trial in range(trials)]
+        rows.append(
+            f"| (one `FileStore` save alone) | | | {statistics.median(alone):.1f} | "
+            f"{max(alone):.1f} |"
+        )
     return rows
+
+
+async def plain_save(directory: Path) -> float:
+    """Seconds one small `FileStore` write takes in a fresh directory: the floor of the above."""
+    store = FileStore(directory)
+    started = time.perf_counter()
+    await store.save("spot", b'{"cursor": 1}')
+    return time.perf_counter() - started
 
 
 async def main() -> None:

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -431,3 +432,63 @@ async def test_a_child_killed_at_the_deadline_loses_nothing_before_the_saved_cur
     assert resumed_from >= done_at_notice - 1
     assert set(range(resumed_from)) <= set(first_run)
     assert f"OUTCOME completed {done_at_notice + 50}" in out2.decode()
+
+
+async def test_the_provider_that_answers_is_the_one_watched(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """With every provider named, the one whose service answers is watched; the others'
+    failed probes leave no error behind."""
+    caplog.set_level(logging.DEBUG, logger="resumable")
+    async with GcpMetadata() as gcp:
+        with BlackHole() as hole:
+            endpoints = {"aws": closed_port(), "gcp": gcp.url, "azure": hole.url}
+
+            @resumable(
+                key="any",
+                store=FileStore(tmp_path),
+                interval=None,
+                triggers=[PreemptionNotice(endpoints=endpoints)],
+            )
+            async def work(*, cursor: int = 0) -> AsyncIterator[int]:
+                for i in range(cursor, 10**9):
+                    await asyncio.sleep(0.001)
+                    yield i + 1
+
+            run = asyncio.ensure_future(work())
+            await gcp.watched()
+            gcp.preempt()
+            outcome = await asyncio.wait_for(run, timeout=20)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    watching = [r.getMessage() for r in caplog.records if "watching for" in r.getMessage()]
+
+    assert "aborted" == outcome.status
+    assert ["job 'any': running on Google Cloud; watching for preemption notices"] == watching
+    assert [] == errors
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs_end_to_end():
+    """`benchmarks/preemption.py` prints both of its tables (a few trials, no timing asserted)."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "preemption.py"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--trials",
+            "2",
+            "--startup-trials",
+            "4",
+            "--poll-interval",
+            "0.05",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert 0 == done.returncode, done.stderr
+    assert "### Start-up off a cloud" in done.stdout
+    assert "### Notice to durable cursor" in done.stdout
+    assert "" == done.stderr

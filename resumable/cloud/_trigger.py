@@ -200,6 +200,9 @@ async def _detect(providers: Iterable[Provider]) -> tuple[Provider | None, list[
             task.cancel()
         if pending:
             await asyncio.wait(pending)
+        for task in pending:
+            if not task.cancelled():
+                task.exception()  # seen: only the first answer counts
     return None, absent
 
 
