@@ -306,13 +306,25 @@ async def test_an_azure_event_for_another_vm_is_ignored(tmp_path: Path):
 async def test_the_aws_session_token_is_renewed_before_it_expires():
     """Polls carry a fresh IMDSv2 token: a short-lived one is renewed, never answered 401."""
     async with AwsMetadata() as aws:
-        watcher = Aws(aws.url, ttl=1)
+        watcher = Aws(aws.url, ttl=2)
         await watcher.detect()
-        while len(aws.tokens) < 3:
+        while len(aws.tokens) < 2:
             assert await watcher.poll() is None
             await asyncio.sleep(0.05)
 
     assert [] == [r for r in aws.requests if r[2] == 401]
+
+
+async def test_a_revoked_aws_token_is_replaced_and_the_poll_goes_on():
+    """A 401 (the service forgot the token) fetches a new token and asks again at once."""
+    async with AwsMetadata() as aws:
+        watcher = Aws(aws.url)
+        await watcher.detect()
+        aws.tokens.clear()
+        notice = await watcher.poll()
+
+    assert notice is None
+    assert [401, 200, 404] == [status for _, _, status in aws.requests[-3:]]
 
 
 async def test_the_stand_ins_refuse_requests_without_the_providers_header():

@@ -66,7 +66,7 @@ class Azure:
                 return Notice(
                     self.name,
                     event["EventType"],
-                    _not_before(event.get("NotBefore", "")),
+                    _not_before(str(event.get("NotBefore") or "")),
                     event_id=str(event["EventId"]),
                 )
         return None
