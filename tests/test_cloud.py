@@ -505,3 +505,40 @@ def test_the_benchmark_runs_end_to_end():
     assert "### Start-up off a cloud" in done.stdout
     assert "### Notice to durable cursor" in done.stdout
     assert "" == done.stderr
+
+
+async def test_an_azure_event_is_not_approved_when_its_save_failed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """Approving tells Azure to evict now: a notice whose save failed leaves the event alone."""
+    caplog.set_level(logging.INFO, logger="resumable")
+    broken = [True]
+
+    class BrokenStore(FileStore):
+        async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
+            if broken[0] and b'"aborted"' in data:
+                raise OSError("disk gone")
+            await super().save(key, data, guard=guard)
+
+    def declined() -> bool:
+        return any("not approving" in r.getMessage() for r in caplog.records)
+
+    async with AzureMetadata() as azure:
+        notice = PreemptionNotice(endpoints={"azure": azure.url}, poll_interval=0.02)
+
+        @resumable(key="vm", store=BrokenStore(tmp_path), interval=None, triggers=[notice])
+        async def work(*, cursor: int = 0) -> AsyncIterator[int]:
+            for i in range(cursor, 10**9):
+                await asyncio.sleep(0.001)
+                yield i + 1
+
+        run = asyncio.ensure_future(work())
+        await azure.watched()
+        azure.preempt(in_seconds=3)
+        await wait_until(declined, timeout=20)
+        broken[0] = False  # the run's last write may land: the store came back
+        outcome = await asyncio.wait_for(run, timeout=30)
+        await wait_until(lambda: not other_tasks())
+
+    assert "aborted" == outcome.status
+    assert [] == azure.approved

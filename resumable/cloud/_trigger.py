@@ -48,8 +48,9 @@ class PreemptionNotice:
     On a notice it acts as the platform's ``aborting`` does: it calls ``abort`` with the
     seconds left until the deadline, minus *safety_margin*, as the save's budget; the job
     stops, its generator is closed and the run ends ``"aborted"``. On Azure it then
-    approves the event (``StartRequests``) once the save has returned, so the VM may go
-    before ``NotBefore``: cleanup after the save races the eviction. AWS ``hibernate``
+    approves the event (``StartRequests``) once that save is durable, so the VM may go
+    before ``NotBefore``: cleanup after the save races the eviction. A notice whose save
+    failed, or that found the job aborting already, approves nothing. AWS ``hibernate``
     freezes the process instead of ending it: that notice asks for a save and the job
     carries on.
 
@@ -173,9 +174,18 @@ class _Watch:
                 self._controls.request_save()
                 continue
             self._acting = True
+            saves = self._controls.saves
             await self._controls.abort(f"{what}, saving within {budget:.1f} s", budget=budget)
             if self._options.acknowledge and notice.event_id is not None:
-                await _acknowledge(provider, notice, key)
+                if self._controls.saves > saves:
+                    await _acknowledge(provider, notice, key)
+                else:
+                    log.info(
+                        "job %r: not approving %s event %s early: this notice saved nothing",
+                        key,
+                        notice.provider,
+                        notice.event_id,
+                    )
             return
 
 
