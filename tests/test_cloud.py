@@ -27,6 +27,7 @@ from resumable._cloud_standins import (
 )
 from resumable.cloud import Notice, PreemptionNotice
 from resumable.cloud._aws import Aws
+from resumable.cloud._gcp import Gcp
 from resumable.cloud._http import request
 
 STAND_INS: dict[str, Callable[[], MetadataServer]] = {
@@ -115,7 +116,7 @@ async def test_a_notice_saves_the_latest_cursor_closes_the_generator_and_ends_ab
                 closed.append(True)
 
         run = asyncio.ensure_future(work())
-        await cloud.watched()
+        await cloud.watched(count=2)  # for Google Cloud: a long poll is waiting
         await wait_until(lambda: len(yielded) > 3)
         deadline = cloud.preempt(in_seconds=20)
         outcome = await asyncio.wait_for(run, timeout=20)
@@ -542,3 +543,20 @@ async def test_an_azure_event_is_not_approved_when_its_save_failed(
 
     assert "aborted" == outcome.status
     assert [] == azure.approved
+
+
+async def test_a_gcp_long_poll_answers_on_change_and_at_its_timeout():
+    """``wait_for_change`` waits on the server: it answers when the value flips, or with the
+    same value when ``timeout_sec`` passes, and the watcher then asks again."""
+    async with GcpMetadata() as gcp:
+        watcher = Gcp(gcp.url, wait=1)
+        await watcher.detect()
+        unchanged = await watcher.poll()
+        waiting = asyncio.ensure_future(watcher.poll())
+        await gcp.watched(count=3)
+        gcp.preempt()
+        notice = await asyncio.wait_for(waiting, timeout=10)
+
+    assert unchanged is None
+    assert notice is not None
+    assert ("Google Cloud", "preempted") == (notice.provider, notice.action)
