@@ -16,6 +16,9 @@ from sybil import Document
 
 import resumable
 import resumable.apify
+import resumable.cloud
+import resumable.redis
+import resumable.sql
 import resumable.testing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +48,18 @@ def test_page_carries_its_code(page: Path) -> None:
     assert [] == found
 
 
-@pytest.mark.parametrize("module", [resumable, resumable.apify, resumable.testing], ids=repr)
+@pytest.mark.parametrize(
+    "module",
+    [
+        resumable,
+        resumable.apify,
+        resumable.cloud,
+        resumable.redis,
+        resumable.sql,
+        resumable.testing,
+    ],
+    ids=repr,
+)
 def test_api_page_names_every_public_name(module: ModuleType) -> None:
     """Every name a public module exports is described on the Markdown API page."""
     text = (DOCS / "api.md").read_text()
