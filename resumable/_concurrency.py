@@ -207,7 +207,6 @@ class _Workers(Generic[T]):
         "_on_done",
         "_results",
         "_room",
-        "_wake",
         "_wakeup",
         "_worker",
         "running",
@@ -237,7 +236,6 @@ class _Workers(Generic[T]):
         self._results: dict[int, object] = {}
         # Bound once: passing ``self._finished_one`` would build a new bound method per item.
         self._on_done = self._finished_one
-        self._wake = self._wake_up
 
     def fill(self, items: Iterator[T]) -> bool:
         """Start workers on *items* until *limit* are in flight; return whether *items* ran out."""
@@ -254,7 +252,7 @@ class _Workers(Generic[T]):
     def feed(self, items: AsyncIterator[T], skip: int) -> None:
         """Start the task that reads *items*, past the first *skip*, into workers."""
         self._feeder = asyncio.ensure_future(self._feed(items, skip))
-        self._feeder.add_done_callback(self._wake)
+        self._feeder.add_done_callback(self._wake_up)
 
     async def _feed(self, items: AsyncIterator[T], skip: int) -> None:
         """Read *items* one at a time, each as soon as a worker may start on it, and start it.
