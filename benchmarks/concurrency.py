@@ -1,7 +1,9 @@
 """Per-item overhead of `concurrently` against a plain bounded TaskGroup with a Semaphore.
 
 Both run the same no-op async worker over the same items with the same limit, alternating
-which goes first in each repetition so that drift (thermal, other load) hits both alike.
+which goes first in each repetition so that drift (thermal, other load) hits both alike:
+once over a range (a sequence), once over an async generator (a source read in a task of
+its own by `concurrently`).
 
 Run from the repository root::
 
@@ -17,7 +19,7 @@ import asyncio
 import gc
 import statistics
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
 from resumable._concurrency import concurrently
@@ -29,7 +31,13 @@ async def _noop(item: int) -> None:
     """The worker: as close to nothing as an awaited coroutine gets."""
 
 
-async def _taskgroup(items: int, limit: int) -> None:
+async def _async_range(items: int) -> AsyncIterator[int]:
+    """The async source: never waits, so only the cost of reading it is measured."""
+    for item in range(items):
+        yield item
+
+
+async def _taskgroup(items: Iterable[int] | AsyncIterator[int], limit: int) -> None:
     """The reference: acquire a slot, then start a task that releases it when done."""
     slots = asyncio.Semaphore(limit)
 
@@ -40,25 +48,31 @@ async def _taskgroup(items: int, limit: int) -> None:
             slots.release()
 
     async with asyncio.TaskGroup() as group:
-        for item in range(items):
-            await slots.acquire()
-            group.create_task(guarded(item))
+        if isinstance(items, AsyncIterator):
+            async for item in items:
+                await slots.acquire()
+                group.create_task(guarded(item))
+        else:
+            for item in items:
+                await slots.acquire()
+                group.create_task(guarded(item))
 
 
-async def _concurrently(items: int, limit: int) -> None:
+async def _concurrently(items: Iterable[int] | AsyncIterator[int], limit: int) -> None:
     """The subject, consumed the way a job does: one step per watermark advance."""
-    async for _ in concurrently(_noop, range(items), limit=limit):
+    async for _ in concurrently(_noop, items, limit=limit):
         pass
 
 
-def _time(
-    subject: Callable[[int, int], Coroutine[Any, Any, None]], items: int, limit: int
-) -> float:
+Subject = Callable[[Iterable[int] | AsyncIterator[int], int], Coroutine[Any, Any, None]]
+
+
+def _time(subject: Subject, items: int, limit: int, source: str) -> float:
     """Seconds one run of *subject* takes, in a fresh event loop, without the loop's setup."""
 
     async def timed() -> float:
         began = time.perf_counter()
-        await subject(items, limit)
+        await subject(range(items) if source == "sync" else _async_range(items), limit)
         return time.perf_counter() - began
 
     gc.collect()
@@ -74,20 +88,23 @@ def run(items: int, repeats: int, limit: int = LIMIT) -> dict[str, float]:
         limit: Workers in flight at once, for both subjects.
 
     Returns:
-        Median microseconds per item for ``concurrently`` and ``taskgroup``, and ``ratio``
-        (concurrently over taskgroup, so below 1 means concurrently is faster).
+        Median microseconds per item over a range for ``concurrently`` and ``taskgroup``, and
+        ``ratio`` (concurrently over taskgroup, so below 1 means concurrently is faster); the
+        same over an async generator, prefixed ``async_``.
     """
-    subjects = {"concurrently": _concurrently, "taskgroup": _taskgroup}
-    seconds: dict[str, list[float]] = {name: [] for name in subjects}
-    for repeat in range(repeats):
-        order = list(subjects) if repeat % 2 == 0 else list(reversed(subjects))
-        for name in order:
-            seconds[name].append(_time(subjects[name], items, limit))
-    result = {
-        f"{name}_us_per_item": statistics.median(runs) / items * 1e6
-        for name, runs in seconds.items()
-    }
-    result["ratio"] = result["concurrently_us_per_item"] / result["taskgroup_us_per_item"]
+    subjects: dict[str, Subject] = {"concurrently": _concurrently, "taskgroup": _taskgroup}
+    result: dict[str, float] = {}
+    for source, prefix in (("sync", ""), ("async", "async_")):
+        seconds: dict[str, list[float]] = {name: [] for name in subjects}
+        for repeat in range(repeats):
+            order = list(subjects) if repeat % 2 == 0 else list(reversed(subjects))
+            for name in order:
+                seconds[name].append(_time(subjects[name], items, limit, source))
+        for name, runs in seconds.items():
+            result[f"{prefix}{name}_us_per_item"] = statistics.median(runs) / items * 1e6
+        result[f"{prefix}ratio"] = (
+            result[f"{prefix}concurrently_us_per_item"] / result[f"{prefix}taskgroup_us_per_item"]
+        )
     return result
 
 
@@ -100,11 +117,20 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.items, args.repeats, args.limit)
     print(f"{args.items:,} no-op items, limit={args.limit}, median of {args.repeats} runs each\n")
-    print("| subject | µs per item |")
-    print("| --- | ---: |")
-    print(f"| `concurrently` | {result['concurrently_us_per_item']:.3f} |")
-    print(f"| `TaskGroup` + `Semaphore` | {result['taskgroup_us_per_item']:.3f} |")
-    print(f"\nratio (concurrently / TaskGroup): **{result['ratio']:.2f}x**")
+    print("| subject | µs per item, over a range | over an async generator |")
+    print("| --- | ---: | ---: |")
+    for name, label in (
+        ("concurrently", "`concurrently`"),
+        ("taskgroup", "`TaskGroup` + `Semaphore`"),
+    ):
+        print(
+            f"| {label} | {result[f'{name}_us_per_item']:.3f} "
+            f"| {result[f'async_{name}_us_per_item']:.3f} |"
+        )
+    print(
+        f"\nratio (concurrently / TaskGroup): **{result['ratio']:.2f}x** over a range, "
+        f"**{result['async_ratio']:.2f}x** over an async generator"
+    )
 
 
 if __name__ == "__main__":

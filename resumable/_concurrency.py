@@ -21,7 +21,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from resumable._errors import InvalidOptionError
 
@@ -105,13 +105,18 @@ def concurrently(
     no values.
 
     A sequence is indexed from *start*, so the skipped items are never touched; any other
-    iterable, sync or async, has its first *start* items consumed and dropped.
+    iterable, sync or async, has its first *start* items consumed and dropped. An async
+    iterable is read one item at a time, in a task of its own, while the workers run: a source
+    that waits for more (a queue the workers feed, a slow listing) holds back neither the
+    watermark nor a worker's failure.
 
     A worker's exception, or one from iterating *items*, propagates as itself once the workers
     in flight have been cancelled and have finished; no new work starts after it. Closing the
-    iterator (``aclose``) or cancelling its consumer does the same cleanup. Close it explicitly,
-    for instance with `contextlib.aclosing`, when you stop iterating early: a loop that just
-    breaks leaves the workers running until the iterator is garbage collected.
+    iterator (``aclose``) or cancelling its consumer does the same cleanup. Either way a
+    pending read of an async source is cancelled, and an async generator source is closed.
+    Close the iterator explicitly, for instance with `contextlib.aclosing`, when you stop
+    iterating early: a loop that just breaks leaves the workers running until the iterator
+    is garbage collected.
 
     An item that takes long holds the watermark back while later ones keep starting: each item
     finished after it stays pending in the watermark, one entry apiece, until it finishes.
@@ -140,30 +145,34 @@ async def _run(
     items: Iterable[T] | AsyncIterable[T],
     start: int,
     limit: int,
+    deliver: Callable[[object], object] | None = None,
 ) -> AsyncGenerator[int, None]:
-    """Drive the workers for `concurrently`, whose arguments have been checked."""
-    workers = _Workers(worker, start, limit)
+    """Drive the workers for `concurrently`, whose arguments have been checked.
+
+    Args:
+        deliver: Called with each worker's result in item order, as the watermark passes
+            its position and before that watermark is yielded; a result is kept only while
+            it waits on an earlier unfinished item.
+    """
+    workers = _Workers(worker, start, limit, deliver)
     reported = start
+    async_items: AsyncIterator[T] | None = None
+    sync_items: Iterator[T] = iter(())
+    if isinstance(items, AsyncIterable):
+        async_items = aiter(items)
+    else:
+        sync_items = (
+            map(items.__getitem__, range(start, len(items)))
+            if isinstance(items, Sequence)
+            else itertools.islice(items, start, None)
+        )
     try:
-        async_items: AsyncIterator[T] | None = None
-        sync_items: Iterator[T] = iter(())
-        if isinstance(items, AsyncIterable):
-            async_items = aiter(items)
-            exhausted = await _drop(async_items, start)
-        else:
-            sync_items = (
-                map(items.__getitem__, range(start, len(items)))
-                if isinstance(items, Sequence)
-                else itertools.islice(items, start, None)
-            )
-            exhausted = False
+        if async_items is not None:
+            workers.feed(async_items, start)
+        exhausted = False
         while True:
-            if not exhausted:
-                exhausted = (
-                    workers.fill(sync_items)
-                    if async_items is None
-                    else await workers.fill_async(async_items)
-                )
+            if not exhausted and async_items is None:
+                exhausted = workers.fill(sync_items)
             # The only yield sits here, between waits on the workers and outside any task
             # group: the consumer may take its time, be cancelled or close us, and the
             # finally below still owns the cleanup.
@@ -172,38 +181,45 @@ async def _run(
                 yield reported
             if exhausted and not workers.running:
                 return
-            # An async source that stopped early for progress still has room to fill first.
-            if exhausted or workers.full:
-                await workers.collect()
+            exhausted = await workers.collect() or exhausted
     finally:
-        await workers.close()
-
-
-async def _drop(items: AsyncIterator[T], count: int) -> bool:
-    """Consume and drop the first *count* of *items*; return whether they ran out meanwhile."""
-    for _ in range(count):
         try:
-            await anext(items)
-        except StopAsyncIteration:
-            return True
-    return False
+            await workers.close()
+        finally:
+            if isinstance(async_items, AsyncGenerator):
+                await async_items.aclose()
 
 
 class _Workers(Generic[T]):
-    """The workers in flight for one `concurrently` run, and the watermark of the finished ones."""
+    """The workers in flight for one `concurrently` run, and the watermark of the finished ones.
+
+    A sync source is read by the consumer's task between waits; an async one by a feeder task
+    of its own, so that a source waiting for more never hides a finished or failed worker: one
+    wake-up serves the workers and the feeder alike.
+    """
 
     __slots__ = (
+        "_deliver",
+        "_feeder",
         "_finished",
         "_limit",
         "_next",
         "_on_done",
+        "_results",
+        "_room",
         "_wakeup",
         "_worker",
         "running",
         "watermark",
     )
 
-    def __init__(self, worker: Callable[[T], Awaitable[object]], start: int, limit: int) -> None:
+    def __init__(
+        self,
+        worker: Callable[[T], Awaitable[object]],
+        start: int,
+        limit: int,
+        deliver: Callable[[object], object] | None,
+    ) -> None:
         self._worker = worker
         self._limit = limit
         self._next = start
@@ -213,6 +229,11 @@ class _Workers(Generic[T]):
         # callback on every task in flight at each wake-up: O(limit) per item instead of O(1).
         self._finished: collections.deque[asyncio.Future[object]] = collections.deque()
         self._wakeup: asyncio.Future[None] | None = None
+        self._feeder: asyncio.Future[None] | None = None
+        self._room: asyncio.Future[None] | None = None
+        self._deliver = deliver
+        # Results finished ahead of the watermark, kept only when *deliver* takes them.
+        self._results: dict[int, object] = {}
         # Bound once: passing ``self._finished_one`` would build a new bound method per item.
         self._on_done = self._finished_one
 
@@ -228,32 +249,35 @@ class _Workers(Generic[T]):
                 return False
         return True
 
-    async def fill_async(self, items: AsyncIterator[T]) -> bool:
-        """Start workers on *items* until *limit* are in flight; return whether *items* ran out.
+    def feed(self, items: AsyncIterator[T], skip: int) -> None:
+        """Start the task that reads *items*, past the first *skip*, into workers."""
+        self._feeder = asyncio.ensure_future(self._feed(items, skip))
+        self._feeder.add_done_callback(self._wake_up)
 
-        Stops early to count the workers that finished while it fetched, so a slow source
-        cannot hold back the progress made meanwhile.
+    async def _feed(self, items: AsyncIterator[T], skip: int) -> None:
+        """Read *items* one at a time, each as soon as a worker may start on it, and start it.
 
-        Raises:
-            BaseException: The first failed worker's exception, as itself.
+        Returns once *items* run out; raises what reading them or starting a worker raised.
         """
-        exhausted = False
-        while len(self.running) < self._limit:
+        for _ in range(skip):
+            try:
+                await anext(items)
+            except StopAsyncIteration:
+                return
+        running = self.running
+        limit = self._limit
+        while True:
+            while len(running) >= limit:
+                self._room = asyncio.get_running_loop().create_future()
+                try:
+                    await self._room
+                finally:
+                    self._room = None
             try:
                 item = await anext(items)
             except StopAsyncIteration:
-                exhausted = True
-                break
+                return
             self._start(item)
-            if self._finished:
-                break
-        self._count()
-        return exhausted
-
-    @property
-    def full(self) -> bool:
-        """Whether *limit* workers are in flight (or finished but not counted yet)."""
-        return len(self.running) >= self._limit
 
     def _start(self, item: T) -> None:
         task = asyncio.ensure_future(self._worker(item))
@@ -263,41 +287,70 @@ class _Workers(Generic[T]):
 
     def _finished_one(self, task: asyncio.Future[object]) -> None:
         self._finished.append(task)
+        self._wake_up(task)
+
+    def _wake_up(self, _: object) -> None:
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
 
-    async def collect(self) -> None:
-        """Wait until a worker has finished, then count every finished one into the watermark.
+    async def collect(self) -> bool:
+        """Wait until a worker or the feeder finishes, then count every finished worker.
+
+        Returns:
+            Whether the async source has run out.
 
         Raises:
-            BaseException: The first failed worker's exception, as itself.
+            BaseException: The first failed worker's exception, or the source's, as itself.
         """
-        if not self._finished:
+        feeder = self._feeder
+        if not self._finished and (feeder is None or not feeder.done()):
             self._wakeup = asyncio.get_running_loop().create_future()
             try:
                 await self._wakeup
             finally:
                 self._wakeup = None
         self._count()
+        room = self._room
+        if room is not None and not room.done() and len(self.running) < self._limit:
+            room.set_result(None)
+        if feeder is None or not feeder.done():
+            return False
+        feeder.result()
+        self._feeder = None
+        return True
 
     def _count(self) -> None:
         finished = self._finished
         running = self.running
         mark_done = self.watermark.done
+        deliver = self._deliver
         while finished:
             task = finished.popleft()
             position = running.pop(task)
-            task.result()
-            mark_done(position)
+            result = task.result()
+            if deliver is None:
+                mark_done(position)
+            else:
+                self._pass(deliver, position, result)
+
+    def _pass(self, deliver: Callable[[object], object], position: int, result: object) -> None:
+        """Keep *result* until the watermark passes *position*; deliver what it passes, in order."""
+        results = self._results
+        results[position] = result
+        for passed in range(self.watermark.value, self.watermark.done(position)):
+            deliver(results.pop(passed))
 
     async def close(self) -> None:
-        """Cancel the workers still in flight and wait for them, so none is left running."""
-        if self.running:
-            await _cancel_and_wait(self.running)
+        """Cancel the workers in flight and the feeder, and wait until none is running."""
+        tasks: list[asyncio.Future[Any]] = list(self.running)
+        if self._feeder is not None:
+            tasks.append(self._feeder)
+        if tasks:
+            await _cancel_and_wait(tasks)
 
 
-async def _cancel_and_wait(tasks: Collection[asyncio.Future[object]]) -> None:
+async def _cancel_and_wait(tasks: Collection[asyncio.Future[Any]]) -> None:
     """Cancel *tasks* and wait until every one has finished, even if cancelled meanwhile.
 
     Raises:

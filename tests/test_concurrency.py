@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import tracemalloc
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Coroutine,
     Iterable,
     Iterator,
     Sequence,
 )
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import pytest
 from hypothesis import given, settings
@@ -25,6 +27,8 @@ from resumable import _concurrency
 from resumable._concurrency import Watermark, concurrently
 
 KINDS = ["sequence", "iterable", "async iterable"]
+
+T = TypeVar("T")
 
 
 def source(kind: str, items: Sequence[int]) -> Iterable[int] | AsyncIterable[int]:
@@ -39,6 +43,11 @@ def source(kind: str, items: Sequence[int]) -> Iterable[int] | AsyncIterable[int
             yield item
 
     return produce()
+
+
+def result(item: int) -> int:
+    """What `Gates.worker` returns for *item*."""
+    return 10 * item
 
 
 class Gates:
@@ -58,7 +67,7 @@ class Gates:
         for item in items:
             self.events.setdefault(item, asyncio.Event()).set()
 
-    async def worker(self, item: int) -> None:
+    async def worker(self, item: int) -> int:
         task = asyncio.current_task()
         assert task is not None
         # Added after concurrently's own done callback, so it runs after that one too.
@@ -76,6 +85,43 @@ class Gates:
             raise
         finally:
             self.in_flight -= 1
+        return result(item)
+
+
+class Feed:
+    """An async source that hands out position *i* only once the test offers it.
+
+    Offering position *length* ends the source. It records what it produced, the position
+    its pending read waits for, and whether that read was cancelled or the source closed.
+    """
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self.offers: dict[int, asyncio.Event] = {}
+        self.produced: list[int] = []
+        self.waiting_for: int | None = None
+        self.cancelled = False
+        self.closed = False
+
+    def offer(self, *positions: int) -> None:
+        for position in positions:
+            self.offers.setdefault(position, asyncio.Event()).set()
+
+    async def items(self) -> AsyncIterator[int]:
+        try:
+            for position in range(self.length + 1):
+                self.waiting_for = position
+                await self.offers.setdefault(position, asyncio.Event()).wait()
+                self.waiting_for = None
+                if position == self.length:
+                    return
+                self.produced.append(position)
+                yield position
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        finally:
+            self.closed = True
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -86,6 +132,12 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"still not true after {timeout} s: {condition}")
         await asyncio.sleep(0)
+
+
+async def within(awaitable: Awaitable[T], timeout: float = 5.0) -> T:
+    """Await *awaitable*; fail once *timeout* seconds pass instead of hanging the test."""
+    async with asyncio.timeout(timeout):
+        return await awaitable
 
 
 def no_other_task() -> bool:
@@ -334,6 +386,135 @@ def test_watermark_never_passes_an_unfinished_item(
     asyncio.run(_drive(data, kind, length, start, limit))
 
 
+async def test_the_watermark_advances_while_the_source_waits() -> None:
+    """Items finished while the async source waits for more are yielded before it produces."""
+    gates = Gates()
+    gates.release(0, 1, 2, 3)
+    feed = Feed(4)
+    feed.offer(0, 1, 2)
+    values: list[int] = []
+    waiting_for: list[int | None] = []
+
+    async def consume() -> None:
+        async for value in concurrently(gates.worker, feed.items(), limit=8):
+            values.append(value)
+            waiting_for.append(feed.waiting_for)
+            if value == 3:
+                feed.offer(3, 4)
+
+    await within(consume())
+
+    assert 3 in values
+    assert 3 == waiting_for[values.index(3)]
+    assert 4 == values[-1]
+    assert feed.closed
+
+
+def first_unfinished(gates: Gates, start: int) -> int:
+    """The first position from *start* on whose worker has not finished."""
+    return next(p for p in itertools.count(start) if p not in gates.finished)
+
+
+async def _interleave(data: st.DataObject, length: int, start: int, limit: int) -> None:
+    """Let the source produce and the workers finish in an order hypothesis picks, one step at
+    a time, and check after every step that the consumer holds the first unfinished position.
+    """
+    gates = Gates()
+    feed = Feed(length)
+    feed.offer(*range(start))
+    values: list[int] = []
+    delivered: list[object] = []
+
+    async def consume() -> None:
+        async for value in _concurrency._run(
+            gates.worker, feed.items(), start, limit, delivered.append
+        ):
+            expected = first_unfinished(gates, start)
+
+            assert expected == value
+            assert [result(p) for p in range(start, value)] == delivered
+            values.append(value)
+
+    consumer = asyncio.create_task(consume())
+
+    async def produce(position: int) -> None:
+        feed.offer(position)
+        if position < length:
+            await until(lambda: position in gates.started)
+        else:
+            await until(lambda: consumer.done() or (feed.closed and feed.waiting_for is None))
+
+    async def finish(item: int) -> None:
+        gates.release(item)
+        await until(lambda: item in gates.finished)
+        # The deterministic point: the consumer has been handed every advance there is.
+        reached = first_unfinished(gates, start)
+        await until(lambda: consumer.done() or (values[-1:] or [start]) == [reached])
+
+    offered = start
+    released: set[int] = set()
+    while not consumer.done():
+        in_flight = sorted(set(gates.started) - released)
+        steps = ["finish"] if in_flight else []
+        if offered <= length and len(in_flight) < limit:
+            steps.append("produce")
+        if not steps:
+            break
+        if data.draw(st.sampled_from(steps)) == "produce":
+            await produce(offered)
+            offered += 1
+        else:
+            choice = data.draw(st.sampled_from(in_flight))
+            released.add(choice)
+            await finish(choice)
+    await within(consumer)
+
+    assert list(range(start, length)) == gates.started
+    assert ([length] if length > start else []) == values[-1:]
+    assert [result(p) for p in range(start, length)] == delivered
+    assert feed.closed
+    assert gates.most_in_flight <= limit
+
+
+@settings(deadline=None, max_examples=150)
+@given(
+    data=st.data(),
+    length=st.integers(min_value=0, max_value=12),
+    start=st.integers(min_value=0, max_value=3),
+    limit=st.integers(min_value=1, max_value=4),
+)
+def test_the_watermark_is_always_the_first_unfinished_position(
+    data: st.DataObject, length: int, start: int, limit: int
+) -> None:
+    """With an async source that waits between items, in any order of producing and finishing,
+    the consumer is handed the first unfinished position as soon as it moves, and each
+    worker's result has been handed on, in item order, before the watermark passes it.
+    """
+    asyncio.run(_interleave(data, length, start, limit))
+
+
+async def test_results_are_handed_on_in_item_order_before_the_watermark_passes_them() -> None:
+    """Results finished out of order reach the hand-on hook in item order, all those the
+    watermark passes before it is yielded; the one still running is not handed on.
+    """
+    gates = Gates()
+    delivered: list[object] = []
+    values = _concurrency._run(gates.worker, range(4), 0, 4, delivered.append)
+    first = asyncio.ensure_future(anext(values))
+    await until(lambda: gates.started == [0, 1, 2, 3])
+
+    gates.release(2, 1, 0)
+    value = await within(first)
+    at_first_value = list(delivered)
+    gates.release(3)
+    rest = [v async for v in values]
+
+    assert 3 == value
+    assert [result(0), result(1), result(2)] == at_first_value
+    assert [4] == rest
+    assert [result(p) for p in range(4)] == delivered
+
+
 async def test_yields_only_when_the_watermark_moves() -> None:
     """A completion past a gap yields nothing; closing the gap yields the new watermark once."""
     gates = Gates()
@@ -405,6 +586,34 @@ async def test_a_worker_exception_propagates_as_itself_and_stops_the_rest() -> N
     assert no_other_task()
 
 
+async def test_a_worker_failing_while_the_source_waits_propagates_at_once() -> None:
+    """A worker's failure surfaces while the async source waits: it produces nothing more, its
+    pending read is cancelled, it is closed, and the other workers are cancelled.
+    """
+    gates = Gates()
+    error = WorkerError("item 1 failed")
+    gates.failures[1] = error
+    feed = Feed(10)
+    feed.offer(0, 1)
+
+    async def consume() -> None:
+        async for _ in concurrently(gates.worker, feed.items(), limit=4):
+            pass
+
+    consumer = asyncio.create_task(within(consume()))
+    await until(lambda: feed.waiting_for == 2 and gates.started == [0, 1])
+    gates.release(1)
+    with pytest.raises(WorkerError) as caught:
+        await consumer
+
+    assert error is caught.value
+    assert [0, 1] == feed.produced
+    assert feed.cancelled
+    assert feed.closed
+    assert {0} == gates.cancelled
+    assert no_other_task()
+
+
 async def test_a_worker_exception_beats_later_failures_and_none_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -437,7 +646,7 @@ async def test_a_worker_failing_to_start_propagates_and_cancels_the_rest() -> No
     error = WorkerError("no coroutine for 2")
     gates.release(0)
 
-    def worker(item: int) -> Coroutine[Any, Any, None]:
+    def worker(item: int) -> Coroutine[Any, Any, int]:
         if item == 2:
             raise error
         return gates.worker(item)
@@ -485,6 +694,61 @@ async def test_aclose_cancels_the_workers_in_flight_and_waits_for_them() -> None
     assert 1 == first
     assert {1, 2, 3} == gates.cancelled
     assert 0 == gates.in_flight
+    assert no_other_task()
+
+
+@pytest.mark.parametrize("how", ["aclose", "cancel the consumer"])
+async def test_closing_while_the_source_waits_cancels_the_read_and_closes_it(how: str) -> None:
+    """Closing, or cancelling the consumer, while the async source waits for more cancels that
+    read, closes the source and cancels the workers in flight.
+    """
+    gates = Gates()
+    gates.release(0)
+    feed = Feed(10)
+    feed.offer(0, 1)
+    values = concurrently(gates.worker, feed.items(), limit=4)
+    seen: list[int] = []
+
+    async def consume() -> None:
+        async for value in values:
+            seen.append(value)  # noqa: PERF401 - the test watches the list grow meanwhile
+
+    if how == "aclose":
+        seen.append(await within(anext(values)))
+        await until(lambda: feed.waiting_for == 2)
+        await values.aclose()
+    else:
+        consumer = asyncio.create_task(consume())
+        await until(lambda: seen == [1] and feed.waiting_for == 2)
+        consumer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+
+    assert [1] == seen
+    assert [0, 1] == feed.produced
+    assert feed.cancelled
+    assert feed.closed
+    assert {1} == gates.cancelled
+    assert no_other_task()
+
+
+async def test_closing_closes_an_async_generator_source_between_items() -> None:
+    """An async generator source that is not being read when the iterator closes is closed."""
+    gates = Gates()
+    gates.release(0)
+    feed = Feed(10)
+    feed.offer(*range(10))
+    values = concurrently(gates.worker, feed.items(), limit=1)
+    first = await within(anext(values))
+    await until(lambda: gates.started == [0, 1])
+
+    await values.aclose()
+
+    assert 1 == first
+    assert [0, 1] == feed.produced
+    assert not feed.cancelled
+    assert feed.closed
+    assert {1} == gates.cancelled
     assert no_other_task()
 
 
