@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ from resumable._errors import (
 from resumable._record import Record, Status
 from resumable._retry import Conflict, retrying
 from resumable._snapshot import Raw
-from resumable._stores import Store, max_key_length
+from resumable._stores import Change, Store, max_key_length
 
 log = logging.getLogger("resumable")
 
@@ -111,33 +111,55 @@ class Writer:
         )
 
     async def _claim_once(self, fresh: Any, deadline: float) -> Record[Any] | None:
-        data = await self.load()
-        record = await self._decode(data, deadline) if data is not None else None
-        if record is None:
-            expected: tuple[int, int] | None = None
-            snapshot, seq, generation = fresh, 0, 0
-        else:
-            envelope = parse(data or b"", self.key, self.store)
-            generation = envelope.get("generation", 0)
-            expected = (record.seq, generation)
-            snapshot, seq = Raw(self.codec.raw(record.cursor, "resumed")), record.seq
-        encoded = self.codec.encode(
-            snapshot, status="running", seq=seq + 1, owner=self.owner, generation=generation + 1
-        )
+        taken: list[tuple[Record[Any] | None, Any, int, int]] = []
 
-        def guard(current: bytes | None) -> None:
+        def claim(current: bytes | None) -> bytes:
+            """Make the record that takes the key over from what the key holds now."""
+            taken.clear()
             if current is None:
-                found = None
+                record, snapshot, seq, generation = None, fresh, 0, 0
             else:
-                envelope = parse(current, self.key, self.store)
-                found = (envelope["seq"], envelope.get("generation", 0))
-            if found != expected:
-                raise Conflict
+                record = self.codec.decode(current)
+                snapshot = Raw(self.codec.raw(record.cursor, "resumed"))
+                seq = record.seq
+                generation = parse(current, self.key, self.store).get("generation", 0)
+            taken.append((record, snapshot, seq, generation))
+            return self.codec.encode(
+                snapshot, status="running", seq=seq + 1, owner=self.owner, generation=generation + 1
+            )
 
-        await self.store.save(self.key, encoded, guard=guard)
+        try:
+            await self._update(claim)
+        except KeptRecordError:
+            raise
+        except (CorruptStateError, CursorTypeError) as exc:
+            if not self._quarantine_bad:
+                raise
+            data = await self.load()
+            if data is not None:
+                await self._quarantine(data, exc, deadline)
+            raise Conflict from exc  # claim again, now from a fresh start
+        record, snapshot, seq, generation = taken[0]
         self.seq, self.generation, self.saves = seq + 1, generation + 1, self.saves + 1
         self.persisted, self.status = snapshot, "running"
         return record
+
+    async def _update(self, change: Change) -> None:
+        """Read, change and write the key's record in one atomic step where the store can."""
+        update: Callable[[str, Change], Awaitable[None]] | None = getattr(
+            self.store, "update", None
+        )
+        if update is not None:
+            await update(self.key, change)
+            return
+        current = await self.load()
+        data = change(current)
+
+        def unchanged(now: bytes | None) -> None:
+            if now != current:
+                raise Conflict
+
+        await self.store.save(self.key, data, guard=unchanged)
 
     async def load(self) -> bytes | None:
         """Load the key's record bytes, checking that the store kept to its protocol."""
@@ -151,17 +173,6 @@ class Writer:
             "None. A store's load() returns the record's bytes exactly as saved; fix the "
             "store adapter."
         )
-
-    async def _decode(self, data: bytes, deadline: float) -> Record[Any] | None:
-        try:
-            return self.codec.decode(data)
-        except KeptRecordError:
-            raise
-        except (CorruptStateError, CursorTypeError) as exc:
-            if not self._quarantine_bad:
-                raise
-            await self._quarantine(data, exc, deadline)
-            return None
 
     async def _quarantine(self, data: bytes, exc: Exception, deadline: float) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")

@@ -214,7 +214,7 @@ class EngineMachine(RuleBasedStateMachine):
         j, body = self.job, self.body
         assert j is not None
         assert body is not None
-        idle_body = body.done() or (self.waiting and self.commands.empty()) or self.parked()
+        idle_body = self.body_idle()
         return (
             self.probe.in_flight == 0
             and not j._writer.busy
@@ -222,6 +222,11 @@ class EngineMachine(RuleBasedStateMachine):
             and idle_body
             and all(t.done() for t in self.side)
         )
+
+    def body_idle(self) -> bool:
+        body = self.body
+        assert body is not None
+        return body.done() or (self.waiting and self.commands.empty()) or self.parked()
 
     def parked(self) -> bool:
         j = self.job
@@ -260,6 +265,9 @@ class EngineMachine(RuleBasedStateMachine):
 
         self.run(settled())
 
+    def healthy_gate(self) -> bool:
+        return self.probe.gate.is_set()
+
     def healthy(self) -> bool:
         return not self.failing.forever and self.probe.gate.is_set()
 
@@ -275,7 +283,8 @@ class EngineMachine(RuleBasedStateMachine):
         self.form = form
         self.start()
 
-    @precondition(lambda self: self.active)
+    # A decorated job takes no cursor after a migration: its loop stops at the next one.
+    @precondition(lambda self: self.active and not (self.form == "decorator" and self.migrated))
     @rule(n=st.integers(1, 4))
     def advance(self, n: int) -> None:
         assert self.job is not None
@@ -314,7 +323,8 @@ class EngineMachine(RuleBasedStateMachine):
         if self.healthy():
             assert (self.latest, "running") == self.last()
             assert not self.save_failed
-        if self.failing.forever and self.last() != (self.latest, "running"):
+        # (A save held at the gate fails later, when its budget runs out.)
+        if self.failing.forever and self.healthy_gate() and self.last() != (self.latest, "running"):
             assert self.save_failed
 
     @precondition(lambda self: self.active and not self.migrated)
@@ -476,6 +486,9 @@ class EngineMachine(RuleBasedStateMachine):
 
 
 EngineMachine.TestCase.settings = settings(
+    # The machine runs real asyncio timing; a saved example replayed on another machine
+    # would not replay the same way.
+    database=None,
     max_examples=40,
     stateful_step_count=25,
     deadline=None,

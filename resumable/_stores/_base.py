@@ -14,6 +14,22 @@ Guard = Callable[[bytes | None], None]
 It raises to veto the write; the store then writes nothing and lets the exception propagate.
 """
 
+Change = Callable[[bytes | None], bytes]
+"""Called by a store's optional ``update`` with the bytes stored under the key (``None`` if
+absent); returns the bytes to store instead, or raises to veto the write."""
+
+
+def guarded(data: bytes, guard: Guard | None) -> Change:
+    """The change that writes *data* once *guard* accepts the current record."""
+
+    def change(current: bytes | None) -> bytes:
+        if guard is not None:
+            guard(current)
+        return data
+
+    return change
+
+
 KEY_PATTERN = re.compile(r"[a-zA-Z0-9!\-_.'()]{1,256}")
 """Keys every store accepts: the Apify key-value store's rule, the strictest we support."""
 
@@ -38,6 +54,12 @@ class Store(Protocol):
         raises; do the two atomically if the backend allows it, and document the gap if not.
         """
         ...
+
+    # A store may also offer ``async def update(self, key: str, change: Change) -> None``:
+    # read the record, call *change* with it and write what it returns, all in one atomic
+    # step. A run takes ownership of a key through it, atomically with loading its state,
+    # however busy an older run keeps the key; without it, resumable loads, then saves with
+    # a guard that the record did not change in between, and retries.
 
     async def delete(self, key: str) -> None:
         """Forget the record under *key*; do nothing if there is none."""

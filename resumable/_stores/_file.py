@@ -6,7 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from resumable._stores._base import Guard, check_key
+from resumable._stores._base import Change, Guard, check_key, guarded
 from resumable._stores._files import exclusive_lock, fsync_directory, write_atomically
 
 
@@ -55,15 +55,18 @@ class FileStore:
 
     async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
         """Atomically replace *key*'s record with *data*, after *guard* accepts the current one."""
+        await self.update(key, guarded(data, guard))
+
+    async def update(self, key: str, change: Change) -> None:
+        """Replace *key*'s record with what *change* makes of it, under the key's lock."""
         path = self.path(key)
         self.directory.mkdir(parents=True, exist_ok=True)
         async with self._locked(key):
-            if guard is not None:
-                try:
-                    current: bytes | None = path.read_bytes()
-                except FileNotFoundError:
-                    current = None
-                guard(current)
+            try:
+                current: bytes | None = path.read_bytes()
+            except FileNotFoundError:
+                current = None
+            data = change(current)
             tmp = self.directory / f".{key}.json.tmp"
             write_atomically(path, data, tmp=tmp, fsync=self.fsync)
             if self.fsync:

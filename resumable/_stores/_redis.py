@@ -8,7 +8,7 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
-from resumable._stores._base import KEY_PATTERN, Guard, check_key
+from resumable._stores._base import KEY_PATTERN, Change, Guard, check_key, guarded
 from resumable._stores._connected import ConnectedStore, LoopBound, redact
 
 WATCH_ATTEMPTS = 20
@@ -76,15 +76,23 @@ class RedisStore(ConnectedStore):
         Raises:
             KeyContendedError: Other clients wrote the key between every read and write.
         """
+        if guard is None:
+            await self._clients.get().set(self._name(key), data)
+            return
+        await self.update(key, guarded(data, guard))
+
+    async def update(self, key: str, change: Change) -> None:
+        """Replace *key*'s record with what *change* makes of it, in one atomic step.
+
+        Raises:
+            KeyContendedError: Other clients wrote the key between every read and write.
+        """
         name = self._name(key)
         client = self._clients.get()
-        if guard is None:
-            await client.set(name, data)
-            return
         for _ in range(WATCH_ATTEMPTS):
             async with client.pipeline(transaction=True) as pipe:
                 await pipe.watch(name)
-                guard(cast("bytes | None", await pipe.get(name)))
+                data = change(cast("bytes | None", await pipe.get(name)))
                 pipe.multi()  # type: ignore[no-untyped-call]
                 pipe.set(name, data)
                 try:

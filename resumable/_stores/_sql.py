@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateTable
 
-from resumable._stores._base import Guard, check_key
+from resumable._stores._base import Change, Guard, check_key, guarded
 from resumable._stores._connected import ConnectedStore, LoopBound, redact
 from resumable._stores._files import LockWait
 
@@ -120,6 +120,10 @@ class SQLStore(ConnectedStore):
 
     async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
         """Replace *key*'s record with *data*, in one transaction with *guard*'s check."""
+        await self.update(key, guarded(data, guard))
+
+    async def update(self, key: str, change: Change) -> None:
+        """Replace *key*'s record with what *change* makes of it, in one transaction."""
         check_key(key, self)
         table = self.table
         read = select(table.c.data).where(table.c.key == key)
@@ -128,8 +132,7 @@ class SQLStore(ConnectedStore):
 
         async def transaction(conn: AsyncConnection) -> None:
             row = (await conn.execute(read)).first()
-            if guard is not None:
-                guard(None if row is None else bytes(row[0]))
+            data = change(None if row is None else bytes(row[0]))
             values: dict[str, Any] = {"data": data, "updated_at": datetime.now(UTC)}
             if row is None:
                 await conn.execute(insert(table).values(key=key, **values))

@@ -16,7 +16,7 @@ from typing import Final
 
 from resumable._codec import FORMAT_MARKER
 from resumable._errors import InvalidKeyError
-from resumable._stores import Guard
+from resumable._stores import Change
 from resumable._stores._files import exclusive_lock, fsync_directory, write_atomically
 from resumable.apify._content import decoded
 
@@ -83,17 +83,16 @@ class LocalFiles:
         except FileNotFoundError:
             return None
 
-    async def save(self, key: str, data: bytes, guard: Guard | None) -> None:
-        """Write *data* and its metadata under *key*, after *guard* accepts the current record."""
+    async def update(self, key: str, change: Change) -> None:
+        """Write what *change* makes of *key*'s record, and its metadata, under the lock."""
         path = self.path(key)
         meta = path.with_name(f"{path.name}.{METADATA}")
-        metadata = json.dumps(
-            {"key": key, "content_type": decoded(data)[1], "size": len(data)}, indent=2
-        ).encode()
         self.directory.mkdir(parents=True, exist_ok=True)
         async with self._locked():
-            if guard is not None:
-                guard(self.load(key))
+            data = change(self.load(key))
+            metadata = json.dumps(
+                {"key": key, "content_type": decoded(data)[1], "size": len(data)}, indent=2
+            ).encode()
             self._write(path, data)
             try:
                 unchanged = meta.read_bytes() == metadata

@@ -14,7 +14,7 @@ from crawlee.storages import KeyValueStore
 
 from resumable._codec import FORMAT_MARKER
 from resumable._errors import ResumableWarning
-from resumable._stores import Guard, check_key
+from resumable._stores import Change, Guard, check_key, guarded
 from resumable.apify._content import decoded, encoded
 from resumable.apify._local_files import LocalFiles
 from resumable.apify._sdk import actor_is_running, local_layout
@@ -139,13 +139,20 @@ class ApifyStore:
 
     async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
         """Store *data* under *key* as JSON, after *guard* accepts the current record."""
+        await self.update(key, guarded(data, guard))
+
+    async def update(self, key: str, change: Change) -> None:
+        """Store what *change* makes of *key*'s record.
+
+        Atomic on local files (under the directory's lock); on the other backends the read
+        and the write are two calls, the window that the fencing page measures.
+        """
         kvs = await self.open()
         check_key(key, self)
         if self._files is not None:
-            await self._files.save(key, data, guard)
+            await self._files.update(key, change)
             return
-        if guard is not None:
-            guard(await _load(kvs, key))
+        data = change(await _load(kvs, key))
         value, content_type = decoded(data)
         await kvs.set_value(key, value, content_type=content_type)
 
