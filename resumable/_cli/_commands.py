@@ -112,7 +112,10 @@ async def export(args: argparse.Namespace, store: Store, location: Location) -> 
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        Path(args.file).write_bytes(data)  # noqa: ASYNC240 - the loop runs nothing else
+        try:
+            Path(args.file).write_bytes(data)  # noqa: ASYNC240 - the loop runs nothing else
+        except OSError as exc:
+            raise CliError(f"cannot write {args.file}: {exc.strerror or exc}") from exc
         print(f"Exported {args.key!r} to {args.file} ({len(data)} bytes).", file=sys.stderr)
     return 0
 

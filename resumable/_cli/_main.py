@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from resumable._cli import _commands
 from resumable._cli._errors import PROG, CliError, fail, one_line
 from resumable._cli._location import DEFAULT_LOCATION, HELP, Location, opened, redacted
-from resumable._errors import ResumableError
+from resumable._errors import InvalidKeyError, ResumableError
 from resumable._stores import Store
 
 Command = Callable[[argparse.Namespace, Store, Location], Awaitable[int]]
@@ -32,6 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run(args))
     except CliError as exc:
         fail(str(exc))
+    except InvalidKeyError:
+        fail(
+            f"{getattr(args, 'key', '')!r} is not a key: keys are 1 to 256 characters from a-z, "
+            f"A-Z, 0-9 and !-_.'(); `{PROG} list` shows the keys in the store"
+        )
     except ResumableError as exc:
         # Our own errors already say which key, which store and what to do.
         fail(one_line(exc))

@@ -73,9 +73,15 @@ async def load(store: Store, key: str, location: Location) -> bytes:
     """Return *key*'s record.
 
     Raises:
-        CliError: There is none; the message lists the keys there are.
+        CliError: There is none (the message lists the keys there are), or it cannot be read.
     """
-    data = await store.load(key)
+    try:
+        data = await store.load(key)
+    except OSError as exc:
+        raise CliError(
+            f"cannot read the record of key {key!r} in {location.describe()}: "
+            f"{exc.strerror or one_line(exc)}{f' ({exc.filename})' if exc.filename else ''}"
+        ) from exc
     if data is not None:
         return data
     keys = await store.keys()
