@@ -533,6 +533,7 @@ BAD_INVOCATIONS = {
     "crawlee storage as a directory": ["--store", "{tmp}/storage", "list"],
     "apify without storage": ["--store", "apify:{tmp}/nowhere", "list"],
     "unknown scheme": ["--store", "ftp://127.0.0.1/x", "list"],
+    "missing SQLite database": ["--store", "sqlite+aiosqlite:///{tmp}/nowhere.db", "list"],
     "corrupted record": ["show", "garbage"],
     "corrupted record as JSON": ["show", "garbage", "--json"],
     "record that is a directory": ["show", "backup"],
@@ -604,6 +605,7 @@ def test_a_shared_store_without_its_extra_names_the_extra(
 ) -> None:
     """A redis:// or SQLAlchemy URL without the extra installed says which one to install."""
     location = url.format(tmp=tmp_path)
+    (tmp_path / "state.db").write_bytes(b"")
 
     result = subprocess.run(
         [sys.executable, "-c", WITHOUT_MODULES, blocked, "--store", location, "list"],
@@ -615,7 +617,7 @@ def test_a_shared_store_without_its_extra_names_the_extra(
     line = one_line_error(result)
     assert f'needs the {extra} extra: pip install "resumable[{extra}]"' in line
     assert "s3cret" not in line
-    assert not (tmp_path / "state.db").exists()
+    assert b"" == (tmp_path / "state.db").read_bytes()
 
 
 # Stands in a FileStore for RedisStore, to see what the command line does with the store.

@@ -132,6 +132,8 @@ async def _open(location: Location) -> Store:
         return await _open_apify(location.directory)
     if location.kind == "file":
         return _open_directory(location)
+    if location.kind == "sql":
+        _check_sqlite_file(location)
     module_name, class_name, extra = _SHARED[location.kind]
     need = (
         f'--store {location.describe()} needs the {extra} extra: pip install "resumable[{extra}]"'
@@ -149,6 +151,20 @@ async def _open(location: Location) -> Store:
             f"--store {location.describe()} is not a usable URL: {one_line(exc)}"
         ) from exc
     return store
+
+
+def _check_sqlite_file(location: Location) -> None:
+    """Refuse a SQLite URL whose database file does not exist: SQLStore would create it."""
+    scheme, _, rest = location.text.partition("://")
+    if scheme.partition("+")[0].lower() != "sqlite":
+        return
+    database = rest[1:].split("?", 1)[0]  # sqlite:///relative.db, sqlite:////absolute.db
+    if database in ("", ":memory:") or Path(database).is_file():
+        return
+    raise CliError(
+        f"no store at {location.text}: the SQLite database {database} does not exist (three "
+        "slashes before a relative path, four before an absolute one)"
+    )
 
 
 def _open_directory(location: Location) -> FileStore:
