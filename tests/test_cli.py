@@ -635,6 +635,10 @@ FAKE_REDIS = textwrap.dedent(
         async def aclose(self):
             (self.directory / "closed.txt").write_text("closed")
 
+        async def open(self):
+            if "refused" in (self.directory / "url.txt").read_text():
+                raise ConnectionRefusedError(111, "Connection refused")
+
     module = types.ModuleType("resumable.redis")
     module.RedisStore = RedisStore
     sys.modules["resumable.redis"] = module
@@ -658,4 +662,21 @@ def test_a_redis_url_opens_redis_store_and_closes_it(state: Path, command: list[
 
     assert (0 if command[-1] != "nope" else 1) == result.returncode, result.stderr
     assert url == (state / "url.txt").read_text()
+    assert "closed" == (state / "closed.txt").read_text()
+
+
+def test_a_store_that_cannot_be_reached_fails_with_one_line(state: Path) -> None:
+    """A shared store whose server is down fails with one line, after closing what it opened."""
+    result = subprocess.run(
+        [sys.executable, "-c", FAKE_REDIS, str(state), "--store", "redis://refused:6379/0", "list"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+    line = one_line_error(result)
+    assert (
+        "resumable: cannot reach the store at redis://refused:6379/0: "
+        "ConnectionRefusedError: [Errno 111] Connection refused"
+    ) == line
     assert "closed" == (state / "closed.txt").read_text()

@@ -122,9 +122,7 @@ async def opened(location: Location) -> AsyncIterator[Store]:
     try:
         yield store
     finally:
-        close = getattr(store, "aclose", None)
-        if close is not None:
-            await close()
+        await _close(store)
 
 
 async def _open(location: Location) -> Store:
@@ -132,6 +130,11 @@ async def _open(location: Location) -> Store:
         return await _open_apify(location.directory)
     if location.kind == "file":
         return _open_directory(location)
+    return await _open_shared(location)
+
+
+async def _open_shared(location: Location) -> Store:
+    """Import the store class of a URL only now (its extra is optional), make it and connect."""
     if location.kind == "sql":
         _check_sqlite_file(location)
     module_name, class_name, extra = _SHARED[location.kind]
@@ -140,17 +143,31 @@ async def _open(location: Location) -> Store:
     )
     try:
         store_class = getattr(importlib.import_module(module_name), class_name)
+        store: Store = store_class(location.text)
     except (ImportError, AttributeError) as exc:
         raise CliError(f"{need} ({one_line(exc)})") from exc
-    try:
-        store: Store = store_class(location.text)
-    except ImportError as exc:
-        raise CliError(f"{need} ({one_line(exc)})") from exc
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # each driver has its own error for a bad URL
         raise CliError(
             f"--store {location.describe()} is not a usable URL: {one_line(exc)}"
         ) from exc
+    connect = getattr(store, "open", None)
+    if connect is not None:
+        try:
+            await connect()
+        except Exception as exc:  # each driver has its own connection errors
+            with contextlib.suppress(Exception):
+                await _close(store)
+            raise CliError(
+                f"cannot reach the store at {location.describe()}: "
+                f"{type(exc).__name__}: {one_line(exc)}"
+            ) from exc
     return store
+
+
+async def _close(store: Store) -> None:
+    close = getattr(store, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def _check_sqlite_file(location: Location) -> None:
