@@ -636,8 +636,11 @@ FAKE_REDIS = textwrap.dedent(
             (self.directory / "closed.txt").write_text("closed")
 
         async def open(self):
-            if "refused" in (self.directory / "url.txt").read_text():
+            url = (self.directory / "url.txt").read_text()
+            if "refused" in url:
                 raise ConnectionRefusedError(111, "Connection refused")
+            if "nodriver" in url:
+                raise ModuleNotFoundError("No module named 'driver'")
 
     module = types.ModuleType("resumable.redis")
     module.RedisStore = RedisStore
@@ -665,18 +668,36 @@ def test_a_redis_url_opens_redis_store_and_closes_it(state: Path, command: list[
     assert "closed" == (state / "closed.txt").read_text()
 
 
-def test_a_store_that_cannot_be_reached_fails_with_one_line(state: Path) -> None:
-    """A shared store whose server is down fails with one line, after closing what it opened."""
+@pytest.mark.parametrize(
+    ("host", "said"),
+    [
+        (
+            "refused",
+            (
+                "cannot reach the store at redis://refused:6379/0: "
+                "ConnectionRefusedError: [Errno 111] Connection refused"
+            ),
+        ),
+        (
+            "nodriver",
+            (
+                "--store redis://nodriver:6379/0 needs the redis extra: "
+                "pip install \"resumable[redis]\" (No module named 'driver')"
+            ),
+        ),
+    ],
+)
+def test_a_store_that_cannot_connect_fails_with_one_line(state: Path, host: str, said: str) -> None:
+    """A shared store whose server is down, or whose driver is missing, fails with one line
+    after closing what it opened."""
+    url = f"redis://{host}:6379/0"
+
     result = subprocess.run(
-        [sys.executable, "-c", FAKE_REDIS, str(state), "--store", "redis://refused:6379/0", "list"],
+        [sys.executable, "-c", FAKE_REDIS, str(state), "--store", url, "list"],
         capture_output=True,
         timeout=60,
         check=False,
     )
 
-    line = one_line_error(result)
-    assert (
-        "resumable: cannot reach the store at redis://refused:6379/0: "
-        "ConnectionRefusedError: [Errno 111] Connection refused"
-    ) == line
+    assert f"resumable: {said}" == one_line_error(result)
     assert "closed" == (state / "closed.txt").read_text()

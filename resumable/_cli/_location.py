@@ -157,6 +157,8 @@ async def _open_shared(location: Location) -> Store:
         except Exception as exc:  # each driver has its own connection errors
             with contextlib.suppress(Exception):
                 await _close(store)
+            if isinstance(exc, ImportError):  # the URL's driver, imported on connecting
+                raise CliError(f"{need} ({one_line(exc)})") from exc
             raise CliError(
                 f"cannot reach the store at {location.describe()}: "
                 f"{type(exc).__name__}: {one_line(exc)}"
