@@ -140,6 +140,8 @@ def raw_record(envelope: Mapping[str, Any], key: str, store: object) -> Record[A
             f"{envelope['updated_at']!r}. It was left as it is; reset it with "
             f"{reset_hint(store, key)}."
         ) from exc
+    if updated_at.tzinfo is None:  # hand-edited: we only ever write UTC
+        updated_at = updated_at.replace(tzinfo=UTC)
     return Record(
         key=envelope["key"],
         cursor=envelope["cursor"],

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
@@ -424,3 +425,279 @@ def test_apify_location_without_storage_fails_with_one_line(tmp_path: Path) -> N
 
     assert "no Apify/Crawlee local storage" in line
     assert not (tmp_path / "storage").exists()
+
+
+NAIVE_RECORD = (
+    b'{"resumable":1,"key":"k","version":1,"status":"running","seq":3,"owner":"me",'
+    b'"updated_at":"2024-05-01T12:00:00","cursor":5}'
+)
+
+
+def test_import_refuses_an_updated_at_without_a_timezone(tmp_path: Path) -> None:
+    """`import` of a record whose updated_at has no timezone fails with one line, writes nothing."""
+    (tmp_path / "state").mkdir()
+    record = tmp_path / "rec.json"
+    record.write_bytes(NAIVE_RECORD)
+
+    line = one_line_error(cli("--store", str(tmp_path / "state"), "import", "k", str(record)))
+
+    assert "'2024-05-01T12:00:00' without a timezone" in line
+    assert [] == list((tmp_path / "state").iterdir())
+
+
+def test_a_stored_naive_updated_at_reads_as_utc(tmp_path: Path) -> None:
+    """A hand-edited record without a timezone is listed and shown, its time read as UTC."""
+    (tmp_path / "k.json").write_bytes(NAIVE_RECORD)
+
+    listed = cli("--store", str(tmp_path), "list")
+    shown = cli("--store", str(tmp_path), "show", "k")
+    as_json = cli("--store", str(tmp_path), "show", "k", "--json")
+
+    assert (0, 0, 0) == (listed.returncode, shown.returncode, as_json.returncode)
+    assert ["k", "running", "3"] == listed.stdout.decode().splitlines()[1].split()[:3]
+    assert "updated_at  2024-05-01T12:00:00+00:00" in shown.stdout.decode()
+    assert "2024-05-01T12:00:00+00:00" == json.loads(as_json.stdout)["updated_at"]
+
+
+async def test_state_of_a_naive_updated_at_is_timezone_aware(tmp_path: Path) -> None:
+    """`fn.state()` of a hand-edited record without a timezone returns a UTC `updated_at`."""
+    from datetime import UTC
+
+    from resumable import FileStore, resumable
+
+    @resumable(key="k", store=FileStore(tmp_path))
+    async def count(*, cursor: int = 0) -> AsyncIterator[int]:
+        yield cursor + 1
+
+    (tmp_path / "k.json").write_bytes(NAIVE_RECORD)
+
+    record = await count.state()
+
+    assert record is not None
+    assert datetime(2024, 5, 1, 12, tzinfo=UTC) == record.updated_at
+    assert UTC == record.updated_at.tzinfo
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("my notes.json", "its name is not a key"),
+        ("backup.json/", "it is a directory"),
+        ("notes.json", "it is JSON but not a resumable record"),
+    ],
+)
+def test_list_skips_foreign_entries_and_says_why(state: Path, entry: str, reason: str) -> None:
+    """A foreign file or directory in the store does not hide the records: it is named on stderr."""
+    if entry.endswith("/"):
+        (state / entry).mkdir()
+    else:
+        (state / entry).write_text('{"a": 1}')
+
+    result = cli("--store", str(state), "list")
+
+    assert 0 == result.returncode
+    keys = [line.split()[0] for line in result.stdout.decode().splitlines()[1:]]
+    assert ["broken", "done"] == keys
+    assert [f"resumable: skipped {entry.rstrip('/')!r} in {state}: {reason}"] == [
+        line.split(" (", 1)[0] for line in result.stderr.decode().splitlines()
+    ]
+
+
+def test_a_crawlee_storage_directory_is_pointed_to_apify(tmp_path: Path) -> None:
+    """`--store ./storage` on Apify/Crawlee local storage fails and suggests `apify:./storage`."""
+    storage = tmp_path / "storage"
+    (storage / "key_value_stores" / "default").mkdir(parents=True)
+    (storage / "datasets" / "default").mkdir(parents=True)
+
+    line = one_line_error(cli("--store", str(storage), "list"))
+
+    assert "looks like Apify/Crawlee local storage" in line
+    assert line.endswith(f"pass --store apify:{storage}")
+
+
+def test_reset_says_that_outputs_stay(state: Path) -> None:
+    """`reset` says the next run starts from scratch and that outputs already written stay."""
+    result = cli("--store", str(state), "reset", "done", "--yes")
+
+    assert 0 == result.returncode
+    said = result.stderr.decode()
+    assert "its next run starts from scratch" in said
+    assert "Outputs it already wrote (files, dataset items) stay where they are" in said
+
+
+BAD_INVOCATIONS = {
+    "unknown key": ["show", "nope"],
+    "invalid key": ["show", "my notes"],
+    "missing store directory": ["--store", "{tmp}/nowhere", "list"],
+    "store that is a file": ["--store", "{tmp}/file.txt", "list"],
+    "crawlee storage as a directory": ["--store", "{tmp}/storage", "list"],
+    "apify without storage": ["--store", "apify:{tmp}/nowhere", "list"],
+    "unknown scheme": ["--store", "ftp://127.0.0.1/x", "list"],
+    "missing SQLite database": ["--store", "sqlite+aiosqlite:///{tmp}/nowhere.db", "list"],
+    "corrupted record": ["show", "garbage"],
+    "corrupted record as JSON": ["show", "garbage", "--json"],
+    "record that is a directory": ["show", "backup"],
+    "bad JSON on import": ["import", "new", "{tmp}/bad.json"],
+    "not a record on import": ["import", "new", "{tmp}/file.txt"],
+    "naive timestamp on import": ["import", "new", "{tmp}/naive.json"],
+    "missing file on import": ["import", "new", "{tmp}/missing.json"],
+    "directory as the file to import": ["import", "new", "{tmp}"],
+    "export to a missing directory": ["export", "done", "{tmp}/nowhere/out.json"],
+    "reset without a terminal": ["reset", "done"],
+    "import over a record without a terminal": ["import", "done", "{tmp}/good.json"],
+    "restore of a key that is not quarantined": ["restore", "done"],
+    "restore of an unreadable quarantined record": ["restore", "x.corrupt-1"],
+    "unknown command": ["frobnicate"],
+    "missing argument": ["show"],
+}
+
+
+@pytest.mark.parametrize("argv", BAD_INVOCATIONS.values(), ids=BAD_INVOCATIONS.keys())
+def test_every_bad_invocation_fails_with_one_line(
+    state: Path, tmp_path: Path, argv: list[str]
+) -> None:
+    """Each bad input ends non-zero with one line on stderr, never with a traceback."""
+    (tmp_path / "file.txt").write_text("hello")
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "naive.json").write_bytes(NAIVE_RECORD)
+    (tmp_path / "good.json").write_bytes((state / "done.json").read_bytes())
+    (tmp_path / "storage" / "key_value_stores").mkdir(parents=True)
+    (state / "garbage.json").write_bytes(b"\x00garbage")
+    (state / "x.corrupt-1.json").write_bytes(b"garbage")
+    (state / "backup.json").mkdir()
+    args = [arg.format(tmp=tmp_path) for arg in argv]
+    if "--store" not in args:
+        args = ["--store", str(state), *args]
+
+    result = cli(*args)
+
+    lines = result.stderr.decode().splitlines()
+    assert 0 != result.returncode
+    assert 1 == len(lines), lines
+    assert "Traceback" not in result.stderr.decode()
+    assert lines[0].startswith("resumable")
+
+
+# Runs the command line with some modules made unimportable, as when an extra is missing.
+WITHOUT_MODULES = textwrap.dedent(
+    """
+    import sys
+    for name in sys.argv[1].split(","):
+        sys.modules[name] = None
+    from resumable._cli import main
+    sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "blocked", "extra"),
+    [
+        ("redis://:s3cret@127.0.0.1:1/0", "redis", "redis"),
+        ("rediss://127.0.0.1:1/0", "redis", "redis"),
+        ("unix:///tmp/redis.sock", "redis", "redis"),
+        ("postgresql+asyncpg://me:s3cret@127.0.0.1:1/db", "sqlalchemy", "sql"),
+        ("sqlite+aiosqlite:///{tmp}/state.db", "sqlalchemy", "sql"),
+    ],
+)
+def test_a_shared_store_without_its_extra_names_the_extra(
+    tmp_path: Path, url: str, blocked: str, extra: str
+) -> None:
+    """A redis:// or SQLAlchemy URL without the extra installed says which one to install."""
+    location = url.format(tmp=tmp_path)
+    (tmp_path / "state.db").write_bytes(b"")
+
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_MODULES, blocked, "--store", location, "list"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+    line = one_line_error(result)
+    assert f'needs the {extra} extra: pip install "resumable[{extra}]"' in line
+    assert "s3cret" not in line
+    assert b"" == (tmp_path / "state.db").read_bytes()
+
+
+# Stands in a FileStore for RedisStore, to see what the command line does with the store.
+FAKE_REDIS = textwrap.dedent(
+    """
+    import sys, types
+    from pathlib import Path
+    from resumable import FileStore
+
+    class RedisStore(FileStore):
+        def __init__(self, url):
+            super().__init__(Path(sys.argv[1]))
+            (Path(sys.argv[1]) / "url.txt").write_text(url)
+
+        async def aclose(self):
+            (self.directory / "closed.txt").write_text("closed")
+
+        async def open(self):
+            url = (self.directory / "url.txt").read_text()
+            if "refused" in url:
+                raise ConnectionRefusedError(111, "Connection refused")
+            if "nodriver" in url:
+                raise ModuleNotFoundError("No module named 'driver'")
+
+    module = types.ModuleType("resumable.redis")
+    module.RedisStore = RedisStore
+    sys.modules["resumable.redis"] = module
+    from resumable._cli import main
+    sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "done"], ["show", "nope"]])
+def test_a_redis_url_opens_redis_store_and_closes_it(state: Path, command: list[str]) -> None:
+    """`--store redis://...` hands the URL to RedisStore and closes the store after the command."""
+    url = "redis://127.0.0.1:1/0"
+
+    result = subprocess.run(
+        [sys.executable, "-c", FAKE_REDIS, str(state), "--store", url, *command],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert (0 if command[-1] != "nope" else 1) == result.returncode, result.stderr
+    assert url == (state / "url.txt").read_text()
+    assert "closed" == (state / "closed.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    ("host", "said"),
+    [
+        (
+            "refused",
+            (
+                "cannot reach the store at redis://refused:6379/0: "
+                "ConnectionRefusedError: [Errno 111] Connection refused"
+            ),
+        ),
+        (
+            "nodriver",
+            (
+                "--store redis://nodriver:6379/0 needs the redis extra: "
+                "pip install \"resumable[redis]\" (No module named 'driver')"
+            ),
+        ),
+    ],
+)
+def test_a_store_that_cannot_connect_fails_with_one_line(state: Path, host: str, said: str) -> None:
+    """A shared store whose server is down, or whose driver is missing, fails with one line
+    after closing what it opened."""
+    url = f"redis://{host}:6379/0"
+
+    result = subprocess.run(
+        [sys.executable, "-c", FAKE_REDIS, str(state), "--store", url, "list"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert f"resumable: {said}" == one_line_error(result)
+    assert "closed" == (state / "closed.txt").read_text()
