@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from resumable._cli._errors import PROG, CliError, first_clause, say
-from resumable._cli._location import Location, redacted
+from resumable._cli._location import Location
 from resumable._cli._records import QUARANTINE_MARK, decode, importable, load, scan
 from resumable._cli._render import age, dump, short, table
 from resumable._errors import ResumableError
 from resumable._stores import Store
+from resumable._stores._connected import redact
 
 OUTPUTS_STAY = (
     "Outputs it already wrote (files, dataset items) stay where they are; remove them yourself "
@@ -62,7 +63,7 @@ async def show(args: argparse.Namespace, store: Store, location: Location) -> in
             "updated_at": record.updated_at.isoformat(),
             "version": record.version,
             "age_seconds": round(elapsed.total_seconds(), 3),
-            "store": redacted(location.text),
+            "store": redact(location.text),
         }
         print(json.dumps(document, ensure_ascii=False))
         return 0

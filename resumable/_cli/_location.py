@@ -14,6 +14,7 @@ import attrs
 
 from resumable._cli._errors import CliError, one_line
 from resumable._stores import FileStore, Store
+from resumable._stores._connected import redact
 
 DEFAULT_LOCATION = ".resumable"
 APIFY_PREFIX = "apify:"
@@ -66,7 +67,7 @@ class Location:
         if scheme.partition("+")[0] in _SQL_DIALECTS:
             return cls(text, "sql")
         raise CliError(
-            f"--store {redacted(text)}: unknown scheme {scheme}://; a store is a directory, "
+            f"--store {redact(text)}: unknown scheme {scheme}://; a store is a directory, "
             "apify:DIR, a redis://, rediss:// or unix:// URL, or a SQLAlchemy URL such as "
             "postgresql+asyncpg://HOST/DB or sqlite+aiosqlite:///state.db"
         )
@@ -82,7 +83,7 @@ class Location:
         """Name the store for a person (without a URL's password)."""
         if self.kind == "apify":
             return f"the default key-value store of {self.directory}"
-        return redacted(self.text)
+        return redact(self.text)
 
     def entry(self, key: str) -> str:
         """Name *key*'s entry as the user sees it in the store (a file name for a FileStore)."""
@@ -96,19 +97,6 @@ class Location:
         if self.kind == "file":
             return str(FileStore(self.directory).path(key).resolve())
         return None
-
-
-def redacted(text: str) -> str:
-    """*text* with the password of a URL replaced by ``***``."""
-    try:
-        parts = urllib.parse.urlsplit(text)
-        password = parts.password
-    except ValueError:
-        return text
-    if not password:
-        return text
-    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 @contextlib.asynccontextmanager

@@ -11,9 +11,10 @@ from typing import Any, NoReturn
 
 from resumable._cli import _commands
 from resumable._cli._errors import PROG, CliError, fail, one_line
-from resumable._cli._location import DEFAULT_LOCATION, HELP, Location, opened, redacted
+from resumable._cli._location import DEFAULT_LOCATION, HELP, Location, opened
 from resumable._errors import InvalidKeyError, ResumableError
 from resumable._stores import Store
+from resumable._stores._connected import redact
 
 Command = Callable[[argparse.Namespace, Store, Location], Awaitable[int]]
 
@@ -49,9 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
-        fail(f"{exc.strerror or one_line(exc)}{where} with --store {redacted(args.store)}")
+        fail(f"{exc.strerror or one_line(exc)}{where} with --store {redact(args.store)}")
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
-        fail(f"{type(exc).__name__} with --store {redacted(args.store)}: {one_line(exc)}")
+        fail(f"{type(exc).__name__} with --store {redact(args.store)}: {one_line(exc)}")
 
 
 async def _run(args: argparse.Namespace) -> int:

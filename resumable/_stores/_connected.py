@@ -66,9 +66,13 @@ class ConnectedStore:
 
 
 def redact(url: str) -> str:
-    """Return *url* with its password, if any, replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """Return *url* with its password, if any, replaced by ``***`` (other text unchanged)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if password is None:
         return url
     userinfo, _, host = parts.netloc.rpartition("@")
     user = userinfo.partition(":")[0]
