@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -701,3 +702,51 @@ def test_a_store_that_cannot_connect_fails_with_one_line(state: Path, host: str,
 
     assert f"resumable: {said}" == one_line_error(result)
     assert "closed" == (state / "closed.txt").read_text()
+
+
+@pytest.mark.parametrize("server", ["redis", "sql-sqlite", "sql-postgres"])
+def test_every_command_works_on_the_shared_stores(
+    request: pytest.FixtureRequest, tmp_path: Path, server: str
+) -> None:
+    """list, show --json, export, import and reset on records a real job wrote to a real
+    Redis, SQLite and PostgreSQL, reached with --store URL."""
+    if server == "redis":
+        url = request.getfixturevalue("redis_server").url
+    elif server == "sql-postgres":
+        url = request.getfixturevalue("postgres_server").url
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"
+    key = f"shared-{uuid.uuid4().hex[:8]}"
+    job_script = (
+        "import asyncio, sys\n"
+        "from resumable import job\n"
+        "from resumable.redis import RedisStore\n"
+        "from resumable.sql import SQLStore\n"
+        "async def main():\n"
+        "    url, key = sys.argv[1], sys.argv[2]\n"
+        "    store = RedisStore(url) if url.startswith('redis') else SQLStore(url)\n"
+        "    async with store:\n"
+        "        async with job(key, 0, store=store, triggers=[]) as j:\n"
+        "            j.advance(7)\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", job_script, url, key], check=True, timeout=60)
+
+    listed = cli("--store", url, "list")
+    shown = cli("--store", url, "show", key, "--json")
+    exported = cli("--store", url, "export", key)
+    reset = cli("--store", url, "reset", key, "--yes")
+    after_reset = cli("--store", url, "show", key)
+    imported = cli("--store", url, "import", key, stdin=exported.stdout)
+    back = json.loads(cli("--store", url, "show", key, "--json").stdout)
+
+    assert 0 == listed.returncode, listed.stderr
+    assert key in listed.stdout.decode()
+    assert (7, "completed") == (
+        json.loads(shown.stdout)["cursor"],
+        json.loads(shown.stdout)["status"],
+    )
+    assert 0 == reset.returncode, reset.stderr
+    assert 0 != after_reset.returncode
+    assert 0 == imported.returncode, imported.stderr
+    assert (7, "completed") == (back["cursor"], back["status"])
