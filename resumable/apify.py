@@ -133,6 +133,9 @@ class ApifyStore:
         fsync: On the local file system, flush every save to the disk.
     """
 
+    loop_bound: ClassVar[bool] = True
+    """Its storage client belongs to the Actor's event loop: a plain generator's job refuses it."""
+
     def __init__(
         self, kvs: KeyValueStore | None = None, *, name: str | None = None, fsync: bool = True
     ) -> None:
@@ -408,6 +411,9 @@ class ApifyEvents:
 
     drives_periodic_saves: ClassVar[bool] = True
     """``persistState`` events drive the periodic saves: the engine runs no timer of its own."""
+
+    loop_bound: ClassVar[bool] = True
+    """The events arrive on the Actor's event loop: a plain generator's job refuses them."""
 
     def __init__(
         self,
