@@ -151,7 +151,7 @@ class Job(Generic[C]):
             self._next_every = self.yields + (self._every or 0)
             if self._home is None:
                 self._writer.wake()
-            else:
+            elif not self._writer.pending:  # a wake already pending saves this cursor too
                 self._home.call_soon_threadsafe(self._writer.wake)
         if self.stopping:
             self._due = 0.0
@@ -249,6 +249,8 @@ class Job(Generic[C]):
                     return
         finally:
             self.yields = int(n)
+            if self._home is not None:  # the grace ends here, not after the generator's close
+                self._home.call_soon_threadsafe(self._left.set)
 
     async def watch(self, cursors: AsyncIterator[C]) -> AsyncGenerator[C, None]:
         """Like `drive`, but hand each cursor over once it has been recorded.
