@@ -362,3 +362,40 @@ def test_every_n_yields_saves_from_the_jobs_own_loop():
 
     assert 2 <= writes_while_running[0]
     assert "completed" == outcome.status
+
+
+def test_with_job_sees_stopping_after_a_signal_and_ends_aborted():
+    """In the `with` form a signal sets `j.stopping`; the body leaves and the run is aborted."""
+    store = MemoryStore()
+
+    with job("block", cursor=0, store=store, triggers=[Signals()]) as j:
+        j.advance(1)
+        signal.raise_signal(signal.SIGTERM)
+        poll(lambda: j.stopping)
+        j.advance(2)
+
+    assert j.outcome is not None
+    assert ("aborted", 2) == (j.outcome.status, j.outcome.cursor)
+    assert ("aborted", 2) == (
+        record_of(store, "block")["status"],
+        record_of(store, "block")["cursor"],
+    )
+
+
+def test_a_cursor_advanced_after_the_grace_is_not_persisted():
+    """A thread cannot be cancelled: past the grace the work is cut, and what it advances
+    afterwards is dropped; the run ends `aborted` at the cursor it had at the cut."""
+    store = MemoryStore()
+
+    with job("late", cursor=0, store=store, triggers=[Signals()], grace=0.05) as j:
+        j.advance(1)
+        signal.raise_signal(signal.SIGTERM)
+        poll(lambda: j._job._work.cut)
+        j.advance(2)
+
+    assert j.outcome is not None
+    assert ("aborted", 1) == (j.outcome.status, j.outcome.cursor)
+    assert ("aborted", 1) == (
+        record_of(store, "late")["status"],
+        record_of(store, "late")["cursor"],
+    )
