@@ -6,7 +6,7 @@ resumable persists the latest one when it matters and hands it back on the next 
 
 from resumable._concurrency import Watermark, concurrently
 from resumable._controls import Controls
-from resumable._decorator import JobFunction, resumable
+from resumable._decorator import JobFunction, SyncJobFunction, resumable
 from resumable._engine import Job
 from resumable._errors import (
     CorruptStateError,
@@ -24,6 +24,7 @@ from resumable._progress import Progress
 from resumable._record import Outcome, Record
 from resumable._run import Run
 from resumable._stores import FileStore, Guard, MemoryStore, Store
+from resumable._sync import SyncJob
 from resumable._triggers import Signals, Trigger
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "StaleWriterError",
     "Store",
     "StoreError",
+    "SyncJob",
+    "SyncJobFunction",
     "Trigger",
     "Watermark",
     "concurrently",

@@ -1,4 +1,4 @@
-"""`@resumable`: drives an async generator of cursors through a `Job`."""
+"""`@resumable`: drives a generator of cursors (async, or plain) through a `Job`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import functools
 import inspect
 import re
 import typing
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeGuard, TypeVar, overload
 
 import attrs
 import cattrs
@@ -18,10 +18,12 @@ from resumable._defaults import default_store
 from resumable._engine import Job
 from resumable._errors import JobDefinitionError
 from resumable._job import admitting_none
+from resumable._loop_thread import run_in_thread
 from resumable._options import DEFAULT_GRACE, Interval, JobOptions, OnCorrupt
-from resumable._record import Record
+from resumable._record import Outcome, Record
 from resumable._run import Run
 from resumable._stores import Store, check_key
+from resumable._sync import run_plain
 from resumable._triggers import Trigger
 
 P = ParamSpec("P")
@@ -30,9 +32,9 @@ C = TypeVar("C")
 KeySpec = str | Callable[..., str] | None
 
 _EXPECTED = (
-    "@resumable decorates an async generator function (an `async def` that yields cursors) "
-    "with a keyword parameter `cursor` whose default is the cursor of a fresh start, e.g. "
-    "`async def backfill(*, cursor: int = 0): ...`"
+    "@resumable decorates a generator function (an `async def` or a plain `def` that yields "
+    "cursors) with a keyword parameter `cursor` whose default is the cursor of a fresh start, "
+    "e.g. `async def backfill(*, cursor: int = 0): ...`"
 )
 
 
@@ -113,9 +115,37 @@ class JobFunction(Generic[P, C]):
         await store.delete(check_key(self.key_for(*args, **kwargs), store))
 
 
+class SyncJobFunction(JobFunction[P, C]):
+    """A resumable job over a plain generator: calling it runs the job in the calling thread.
+
+    The job's saves happen on an event loop it owns, in a thread of its own, so a ``yield``
+    never waits for the store. ``state()`` and ``reset()`` are plain methods.
+    """
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Outcome[C]:  # type: ignore[override]
+        """Run the job to its end in the calling thread and return its `Outcome`."""
+        job, rest = self.make_job(*args, **kwargs)
+        generator_function: Callable[..., Iterator[C]] = self.__wrapped__  # type: ignore[assignment]
+        return run_plain(job, lambda cursor: generator_function(*args, cursor=cursor, **rest))
+
+    def with_options(self, **overrides: Any) -> SyncJobFunction[P, C]:
+        """Return the same job with some options replaced (see `JobFunction.with_options`)."""
+        key = overrides.pop("key", self._key)
+        options = self._options.evolve(f"{self.__qualname__}.with_options()", **overrides)
+        return SyncJobFunction(self.__wrapped__, key=key, options=options)
+
+    def state(self, *args: Any, **kwargs: Any) -> Record[C] | None:  # type: ignore[override]
+        """Return the persisted state of a call with these arguments, without running it."""
+        return run_in_thread(super().state(*args, **kwargs))
+
+    def reset(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        """Forget the persisted state of a call with these arguments."""
+        run_in_thread(super().reset(*args, **kwargs))
+
+
 def _inspect(function: object) -> tuple[Any, Any]:
     """Check that *function* can be a job; return its cursor type and fresh-start cursor."""
-    if not inspect.isasyncgenfunction(function):
+    if not _is_generator_function(function):
         raise JobDefinitionError(f"{_EXPECTED}; got {function!r}")
     parameter = inspect.signature(function).parameters.get("cursor")
     if parameter is None or parameter.kind not in (
@@ -151,8 +181,32 @@ def default_key(function: Callable[..., Any]) -> str:
     return re.sub(r"[^a-zA-Z0-9!\-_.'()]", "-", name)[:256] or "job"
 
 
+class _Decorate(Protocol):
+    """What ``@resumable(...)`` with options returns: it decorates either kind of generator."""
+
+    @overload
+    def __call__(self, function: Callable[P, AsyncIterator[C]], /) -> JobFunction[P, C]: ...
+
+    @overload
+    def __call__(self, function: Callable[P, Iterator[C]], /) -> SyncJobFunction[P, C]: ...
+
+
+def _is_generator_function(function: object) -> TypeGuard[Callable[..., Any]]:
+    return inspect.isasyncgenfunction(function) or inspect.isgeneratorfunction(function)
+
+
+def _declare(function: Callable[P, Any], key: KeySpec, options: JobOptions) -> JobFunction[P, Any]:
+    if inspect.isgeneratorfunction(function):
+        return SyncJobFunction(function, key=key, options=options)
+    return JobFunction(function, key=key, options=options)
+
+
 @overload
 def resumable(function: Callable[P, AsyncIterator[C]], /) -> JobFunction[P, C]: ...
+
+
+@overload
+def resumable(function: Callable[P, Iterator[C]], /) -> SyncJobFunction[P, C]: ...
 
 
 @overload
@@ -170,7 +224,7 @@ def resumable(
     warn_size: int = 64 * 1024,
     max_size: int = 1024 * 1024,
     grace: float = DEFAULT_GRACE,
-) -> Callable[[Callable[P, AsyncIterator[C]]], JobFunction[P, C]]: ...
+) -> _Decorate: ...
 
 
 def resumable(
@@ -230,15 +284,15 @@ def resumable(
         max_size=max_size,
         grace=grace,
     )
-    if inspect.isasyncgenfunction(key):
-        return JobFunction(key, key=None, options=options)
+    if _is_generator_function(key):
+        return _declare(key, None, options)
     if callable(key) and _looks_like_a_job(key):
         raise JobDefinitionError(f"{_EXPECTED}; got {key!r}")
     if key is not None and not isinstance(key, str) and not callable(key):
         raise JobDefinitionError(f"key= must be a string or a function returning one, not {key!r}")
 
-    def decorate(function: Callable[P, AsyncIterator[C]]) -> JobFunction[P, C]:
-        return JobFunction(function, key=key, options=options)
+    def decorate(function: Callable[P, Any]) -> JobFunction[P, Any]:
+        return _declare(function, key, options)
 
     return decorate
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -29,6 +29,7 @@ from resumable._record import Outcome, Status
 from resumable._snapshot import Raw, immutable
 from resumable._stops import Stops
 from resumable._stores import Store, check_key
+from resumable._sync import SyncJob
 from resumable._triggers import Detach
 from resumable._work import Work
 from resumable._writer import SAVE_TIMEOUT, Writer
@@ -87,6 +88,9 @@ class Job(Stops[C]):
         self._deadline: float | None = None
         self._detach: list[Detach] = []
         self._scoped = True
+        # The loop the engine runs on when the work runs in another thread (a plain generator).
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._face: SyncJob[C] | None = None
         self._codec: Codec[C]
         self._writer: Writer
 
@@ -119,7 +123,10 @@ class Job(Stops[C]):
             self._check_first()
         if self.yields >= self._next_every:
             self._next_every = self.yields + (self._every or 0)
-            self._writer.wake()
+            if self._home is None:
+                self._writer.wake()
+            elif not self._writer.pending:  # a wake already pending saves this cursor too
+                self._home.call_soon_threadsafe(self._writer.wake)
         if self.stopping:
             self._due = 0.0
         elif not self._checked:
@@ -177,6 +184,40 @@ class Job(Stops[C]):
             self.yields = int(n)
             self._left.set()
 
+    def drive_plain(self, cursors: Iterator[C]) -> None:
+        """`drive` for a plain generator, in the thread the work runs in (see `SyncJob`).
+
+        The engine's loop runs elsewhere: a stop shows up here as `stopping`, which is read
+        again after each attention because the loop may have set it meanwhile.
+        """
+        n = float(self.yields)
+        try:
+            while not self.stopping:
+                if self._copying:
+                    for cursor in cursors:
+                        self.cursor = cursor
+                        self._snap = Raw(self._codec.raw(cursor))
+                        n += 1.0
+                        if n >= self._due:
+                            self.yields = int(n)
+                            if self._attend() or self.stopping:
+                                return
+                    return
+                for self.cursor in cursors:
+                    n += 1.0
+                    if n >= self._due:
+                        self.yields = int(n)
+                        if self._attend() or self.stopping:
+                            return
+                        if self._copying:
+                            break
+                else:
+                    return
+        finally:
+            self.yields = int(n)
+            if self._home is not None:  # the grace ends here, not after the generator's close
+                self._home.call_soon_threadsafe(self._left.set)
+
     async def watch(self, cursors: AsyncIterator[C]) -> AsyncGenerator[C, None]:
         """Like `drive`, but hand each cursor over once it has been recorded.
 
@@ -199,14 +240,32 @@ class Job(Stops[C]):
 
     # -- life cycle ---------------------------------------------------------------------
 
-    def session(self, *, scoped: bool) -> Job[C]:
+    def session(self, *, scoped: bool, home: asyncio.AbstractEventLoop | None = None) -> Job[C]:
         """Enter this job with ``async with``; *scoped*: the entering task is the job's work.
 
         A watched run (``async for cursor in run``) is not scoped: its work is only the pull
-        of each cursor, never what the watcher does with it.
+        of each cursor, never what the watcher does with it. *home*: the loop the engine
+        runs on when the work runs in another thread (a plain generator's), through which
+        the hot path wakes the writer.
         """
         self._scoped = scoped
+        self._home = home
         return self
+
+    def __enter__(self) -> SyncJob[C]:
+        """Enter this job with a plain ``with``: its engine runs on a loop of its own."""
+        if self._face is None:
+            self._face = SyncJob(self, self._options)
+        return self._face.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        assert self._face is not None
+        return self._face.__exit__(exc_type, exc, tb)
 
     async def __aenter__(self) -> Job[C]:
         """Claim the key and start the run."""

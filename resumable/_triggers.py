@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any, Protocol, runtime_checkable
 
 from resumable._controls import Controls
+from resumable._loop_thread import in_caller
 
 log = logging.getLogger("resumable")
 
@@ -172,19 +173,31 @@ class Signals:
 
     def attach(self, controls: Controls) -> Detach:
         """Route the signals to the job behind *controls* until the returned callable is called."""
-        if threading.current_thread() is not threading.main_thread():
+        # A plain generator's job runs its engine on a loop of its own, in another thread:
+        # when the generator runs in the main thread, the handlers are installed there.
+        relay = in_caller()
+        if threading.current_thread() is threading.main_thread():
+            relay = _directly
+        elif relay is None:
             log.debug("job %r runs outside the main thread: signals are not watched", controls.key)
             return _nothing
         loop = asyncio.get_running_loop()
         budget = self.budget()
-        for signum in self.signals:
-            _hub.add(signum, loop, controls, budget)
 
-        def detach() -> None:
+        def add() -> None:
+            for signum in self.signals:
+                _hub.add(signum, loop, controls, budget)
+
+        def remove() -> None:
             for signum in self.signals:
                 _hub.remove(signum, controls)
 
-        return detach
+        relay(add)
+        return lambda: relay(remove)
+
+
+def _directly(function: Callable[[], Any]) -> Any:
+    return function()
 
 
 def _nothing() -> None:

@@ -63,3 +63,27 @@ def test_store_benchmark_runs_every_store(redis_server: object, postgres_server:
         "ApifyStore / Crawlee SQL (PostgreSQL)",
         "FileStore",
     ] == rows
+
+
+def test_the_sync_benchmark_prints_its_tables() -> None:
+    """`benchmarks/sync.py` runs end to end on small sizes (its timings are not asserted)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(RUNNER.with_name("sync.py")),
+            "--items",
+            "2000",
+            "--repeats",
+            "1",
+            "--memory-items",
+            "20000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert 0 == done.returncode, done.stderr
+    assert "### Per-yield cost, 2,000 items, median of 1" in done.stdout
+    assert "### Resident memory over 20,000 yields" in done.stdout

@@ -256,8 +256,8 @@ async def test_arguments_are_passed_through(tmp_path: Path):
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("async def f(*, cursor: int = 0):\n    return 1", "async generator"),
-        ("def f(*, cursor: int = 0):\n    yield 1", "async generator"),
+        ("async def f(*, cursor: int = 0):\n    return 1", "generator function"),
+        ("def f(*, cursor: int = 0):\n    return 1", "generator function"),
         ("async def f():\n    yield 1", "no keyword parameter `cursor`"),
         ("async def f(*cursor):\n    yield 1", "no keyword parameter `cursor`"),
         ("async def f(*, cursor: int):\n    yield 1", "has no default"),
@@ -282,7 +282,7 @@ def test_a_class_or_a_coroutine_is_not_mistaken_for_a_key_function():
     async def coroutine(*, cursor: int = 0) -> int:
         return cursor
 
-    with pytest.raises(TypeError, match="async generator"):
+    with pytest.raises(TypeError, match="generator function"):
         resumable(coroutine)  # type: ignore[call-overload]
 
 

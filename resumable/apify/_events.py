@@ -50,6 +50,9 @@ class ApifyEvents:
             Crawlee programs without an Actor, and for tests).
     """
 
+    loop_bound: ClassVar[bool] = True
+    """The events arrive on the Actor's event loop: a plain generator's job refuses them."""
+
     drives_periodic_saves: ClassVar[bool] = True
     """``persistState`` events drive the periodic saves: the engine runs no timer of its own."""
 

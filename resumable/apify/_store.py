@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import ClassVar
 
 from apify import Actor
 from crawlee import service_locator
@@ -51,6 +52,9 @@ class ApifyStore:
         name: Open the named key-value store instead of the Actor's default one.
         fsync: On the local file system, flush every save to the disk.
     """
+
+    loop_bound: ClassVar[bool] = True
+    """Its storage client belongs to the Actor's event loop: a plain generator's job refuses it."""
 
     def __init__(
         self, kvs: KeyValueStore | None = None, *, name: str | None = None, fsync: bool = True

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import reprlib
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from typing import Any, Generic, TypeAlias, TypeVar
 
 from resumable._decorator import JobFunction
@@ -136,13 +136,27 @@ class _Harness(Generic[C]):
         return job
 
     def start(self, cursor: C) -> AsyncGenerator[C, None]:
-        return self.fn.__wrapped__(*self.args, cursor=cursor, **self.kwargs)
+        made: AsyncGenerator[C, None] | Generator[C, Any, Any] = self.fn.__wrapped__(
+            *self.args, cursor=cursor, **self.kwargs
+        )
+        if isinstance(made, Generator):
+            return _pulled(made)  # a plain generator's cursors are the same, pulled in turn
+        return made
 
     def mark(self) -> int:
         return self.effects.mark() if self.effects is not None else 0
 
     def since(self, mark: int) -> list[object]:
         return self.effects.since(mark) if self.effects is not None else []
+
+
+async def _pulled(generator: Generator[C, Any, Any]) -> AsyncGenerator[C, None]:
+    """A plain generator's cursors, as an async generator (closed with it)."""
+    try:
+        for cursor in generator:
+            yield cursor
+    finally:
+        generator.close()
 
 
 class _Baseline(Generic[C]):

@@ -1,0 +1,165 @@
+"""Plain generators in real child processes: SIGKILL at random moments, SIGTERM, SIGINT."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from helpers import poll
+
+from resumable._codec import parse
+from resumable._stores import FileStore
+
+CHILD = Path(__file__).with_name("sync_child.py")
+ITEMS = 2000
+
+
+def processed(log: Path) -> list[int]:
+    """Items the child started, in order (the last line may be torn by the kill)."""
+    if not log.exists():
+        return []
+    text = log.read_text()
+    lines = text.split("\n")
+    complete = lines if text.endswith("\n") else lines[:-1]
+    return [int(line) for line in complete if line]
+
+
+def start(tmp_path: Path, n: int, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(CHILD),
+            str(tmp_path / "state"),
+            str(tmp_path / "log"),
+            str(n),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def read_until(child: subprocess.Popen[str], marker: str) -> list[str]:
+    assert child.stdout is not None
+    lines = []
+    for line in child.stdout:
+        lines.append(line.strip())
+        if marker in line:
+            return lines
+    raise AssertionError(f"child ended before {marker}: {lines}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("every", [None, 7])
+def test_killed_and_restarted_until_done_loses_nothing(tmp_path: Path, every: int | None):
+    """At least 30 SIGKILLs at seeded moments: the record always loads, every item is
+    processed, and an item runs again only after the cursor persisted before the kill."""
+    rng = random.Random(1500 + (every or 0))
+    state, log = tmp_path / "state", tmp_path / "log"
+    record_path = state / "child.json"
+    extra = [str(every)] if every is not None else []
+    kills = 0
+    window = 0  # items started after the persisted cursor, summed over the kills
+    saved_before_kill: list[int] = []
+    resumed_at: list[tuple[int, int]] = []  # (cursor persisted before the start, START cursor)
+    while True:
+        persisted = json.loads(record_path.read_text())["cursor"] if record_path.exists() else 0
+        seen = len(processed(log))
+        child = start(tmp_path, ITEMS, *extra)
+        target = seen + rng.randint(1, 90)
+        try:
+            poll(
+                lambda child=child, target=target: (  # type: ignore[misc]
+                    child.poll() is not None or len(processed(log)) >= target
+                ),
+                timeout=60,
+            )
+        finally:
+            if child.poll() is None:
+                child.send_signal(signal.SIGKILL)
+                kills += 1
+            out, err = child.communicate(timeout=30)
+        resumed_at.extend(
+            (persisted, int(line.split()[1]))
+            for line in out.splitlines()
+            if line.startswith("START")
+        )
+        if child.returncode == 0:
+            break
+        assert -signal.SIGKILL == child.returncode, err
+        # The state file always loads, as a whole record.
+        if record_path.exists():
+            envelope = parse(record_path.read_bytes(), "child", FileStore(state))
+            saved_before_kill.append(envelope["cursor"])
+            window += len(processed(log)) - envelope["cursor"]
+        assert kills < 500, "the job never finished"
+
+    items = processed(log)
+    counts = Counter(items)
+    final = json.loads(record_path.read_text())
+    duplicates = sum(c - 1 for c in counts.values())
+
+    assert kills >= 30
+    assert set(range(ITEMS)) == set(counts)
+    assert ("completed", ITEMS) == (final["status"], final["cursor"])
+    # Every restart began exactly at the cursor persisted when the previous run died...
+    assert [p for p, _ in resumed_at] == [s for _, s in resumed_at]
+    # ...persisted cursors only move forward...
+    assert saved_before_kill == sorted(saved_before_kill), "a save went backwards"
+    # ...so only the work after a persisted cursor ran again (at-least-once, nothing more).
+    assert duplicates <= window
+    for item, times in counts.items():
+        if times > 1:
+            assert any(p <= item for p, _ in resumed_at[1:]), item
+    print(f"every={every}: {kills} kills, {ITEMS} items, {duplicates} duplicates")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_a_plain_job_at_its_next_yield(tmp_path: Path, signum: int):
+    """The real process ends `aborted`: the generator's finally ran, and the record holds the
+    last cursor it yielded."""
+    child = start(tmp_path, 1_000_000)
+    read_until(child, "READY")
+    child.send_signal(signum)
+    out, err = child.communicate(timeout=30)
+    outcome = json.loads(out.split("OUTCOME", 1)[1])
+    record = json.loads((tmp_path / "state" / "child.json").read_text())
+    started = processed(tmp_path / "log")
+
+    assert 0 == child.returncode, err
+    assert "FINALLY" in out
+    assert "aborted" == outcome["status"]
+    assert (outcome["cursor"], "aborted") == (record["cursor"], record["status"])
+    # Item i yields cursor i + 1: the last yielded cursor covers every item started.
+    assert len(started) == record["cursor"]
+
+
+def test_a_second_sigint_interrupts_a_job_stuck_past_its_grace(tmp_path: Path):
+    """A thread cannot be cancelled: after the grace the work is cut (nothing it yields is
+    persisted) and the next SIGINT goes to Python's own handler, as KeyboardInterrupt; the
+    run still ends `aborted` at the last cursor yielded before the cut."""
+    child = start(tmp_path, 1_000_000, "--stuck")
+    read_until(child, "STUCK")
+    child.send_signal(signal.SIGINT)
+    read_until(child, "cancelling it")
+    for _ in range(5):  # the abort ends just after its log line: ask again until it has
+        child.send_signal(signal.SIGINT)
+        try:
+            out, err = child.communicate(timeout=5)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    record = json.loads((tmp_path / "state" / "child.json").read_text())
+
+    assert 0 != child.returncode
+    assert "KeyboardInterrupt" in err
+    assert "FINALLY" in out
+    assert ("aborted", 4) == (record["status"], record["cursor"])
