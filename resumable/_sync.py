@@ -9,9 +9,10 @@ submitted to the loop and waited for. Nothing about persistence is decided here.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from resumable._defaults import surroundings
 from resumable._errors import InvalidOptionError
@@ -20,11 +21,55 @@ from resumable._options import JobOptions
 from resumable._record import Outcome
 from resumable._stores import Store
 
-if TYPE_CHECKING:
-    from resumable._engine import Job
-
 C = TypeVar("C")
 T = TypeVar("T")
+
+
+class Engine(Protocol[C]):
+    """What the plain face needs of the engine (`resumable._engine.Job`)."""
+
+    key: str
+    cursor: C
+    resumed: bool
+    resumed_from: C | None
+    stopping: bool
+    store: Store | None
+    yields: int
+    outcome: Outcome[C] | None
+
+    @property
+    def saves(self) -> int: ...
+
+    @property
+    def persisted(self) -> C: ...
+
+    def advance(self, cursor: C) -> None: ...
+
+    async def save(self, *, timeout: float | None = None) -> None: ...
+
+    def request_save(self) -> None: ...
+
+    def drive_plain(self, cursors: Iterator[C]) -> None: ...
+
+    def session(self, *, scoped: bool, home: asyncio.AbstractEventLoop | None = None) -> Any: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
+
+    def _unusable(self, what: str) -> Exception: ...
+
+    def __enter__(self) -> SyncJob[C]: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
 
 
 class SyncJob(Generic[C]):
@@ -40,7 +85,7 @@ class SyncJob(Generic[C]):
         key: The key the state lives under.
     """
 
-    def __init__(self, job: Job[C], options: JobOptions) -> None:
+    def __init__(self, job: Engine[C], options: JobOptions) -> None:
         self.key = job.key
         self._job = job
         self._options = options
@@ -158,7 +203,7 @@ class SyncJob(Generic[C]):
             thread.stop()
 
 
-def run_plain(job: Job[C], start: Callable[[C], Iterator[C]]) -> Outcome[C]:
+def run_plain(job: Engine[C], start: Callable[[C], Iterator[C]]) -> Outcome[C]:
     """Run a plain generator's job to its end in the calling thread; return its outcome."""
     with job as j:
         generator = start(j.cursor)
