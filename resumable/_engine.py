@@ -330,7 +330,12 @@ class Job(Stops[C]):
             await self._finish(end, raising=exc is None)
             if end is End.MIGRATED:
                 self._phase = Phase.PARKED
-                log.info("job %r: saved; waiting for the platform to stop this process", self.key)
+                log.info(
+                    "job %r: saved cursor %r after the work in flight; waiting for the platform "
+                    "to stop this process",
+                    self.key,
+                    self.persisted,
+                )
                 await self._unpark.wait()
                 end = End.ABORTED
                 await self._finish(end, raising=False)
@@ -346,6 +351,17 @@ class Job(Stops[C]):
                 resumed_from=self.resumed_from,
                 yields=self.yields,
                 saves=self._writer.saves,
+            )
+            log.info(
+                "job %r: ended %s; the record holds cursor %r (%s, seq %d) after %d yields and "
+                "%d saves in this run",
+                self.key,
+                end.name.lower(),
+                self.outcome.cursor,
+                self._writer.status,
+                self._writer.seq,
+                self.yields,
+                self._writer.saves,
             )
         if failure is not None:
             raise failure
