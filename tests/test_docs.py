@@ -30,6 +30,20 @@ DIRECTIVES = re.compile(
 )
 
 
+SPHINX_ONLY = re.compile(
+    r"\{(doc|class|func|meth|attr|mod|ref)\}`|```\{(warning|note|tip|important)\}|^: ", re.M
+)
+"""MyST syntax that a code host or a terminal shows as raw text: roles, boxes, definitions."""
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.name not in SITE_ONLY], ids=str)
+def test_page_reads_as_plain_markdown(page: Path) -> None:
+    """No page people read relies on Sphinx roles, admonition boxes or definition lists."""
+    found = [m.group(0) for m in SPHINX_ONLY.finditer(page.read_text())]
+
+    assert [] == found
+
+
 def load_docs_conftest() -> ModuleType:
     """Import the root ``conftest.py`` under its own name (``tests/`` has a conftest too)."""
     spec = importlib.util.spec_from_file_location("docs_conftest", ROOT / "conftest.py")
