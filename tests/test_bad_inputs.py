@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -143,3 +144,47 @@ async def test_the_default_store_stays_where_the_run_started(
     assert ("completed", 5) == (outcome.status, outcome.cursor)
     assert (first / ".resumable" / "cd.json").exists()
     assert not (second / ".resumable").exists()
+
+
+class Unstorable:
+    """A cursor class cattrs knows nothing about."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __repr__(self) -> str:
+        return f"Unstorable({self.n})"
+
+
+async def test_an_unstorable_fresh_start_cursor_is_named_as_the_default():
+    """The default of `cursor` is not something the job yielded: the error says where it
+    came from and what to do."""
+
+    @resumable(key="pos", store=MemoryStore(), triggers=[])
+    async def positions(*, cursor: Unstorable = Unstorable(0)) -> AsyncIterator[Unstorable]:  # noqa: B008
+        yield cursor
+
+    with pytest.raises(CursorTypeError) as caught:
+        await positions()
+    message = str(caught.value)
+
+    assert "'pos'" in message
+    assert "fresh-start cursor (the default of its `cursor` parameter) Unstorable(0)" in message
+    assert "yielded" not in message
+    assert "converter=" in message
+
+
+async def test_a_value_of_the_wrong_type_says_which_type_it_should_be():
+    """An unannotated `cursor=0` given a dict: the message names the cursor type properly."""
+
+    @resumable(key="counts", store=MemoryStore(), triggers=[])
+    async def counts(*, cursor=0) -> AsyncIterator[Any]:  # type: ignore[no-untyped-def]
+        yield {"n": 1}
+
+    with pytest.raises(CursorTypeError) as caught:
+        await counts()
+    message = str(caught.value)
+
+    assert "yielded {'n': 1} (dict)" in message
+    assert "as the cursor type int" in message
+    assert "a int" not in message
