@@ -1,0 +1,168 @@
+"""`Feeding`: how cursors reach the engine, the hot path of every job.
+
+One cursor is a few attribute writes: ``advance`` (the `job` form), and the loops that pull
+cursors from an async generator (`drive`), a plain one (`drive_plain`) or hand them on to a
+watcher (`watch`). Everything else happens only when the count reaches ``_due``: the
+first cursor's check, every N cursors, and at once after a stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from typing import TypeVar
+
+from resumable._snapshot import Raw, immutable
+from resumable._stops import Stops
+
+C = TypeVar("C")
+
+
+class Feeding(Stops[C]):
+    """The hot path of a job; `Job` is built on it."""
+
+    yields: int
+    _open: bool
+    _every: int | None
+    _next_every: float
+    _checked: bool
+    _home: asyncio.AbstractEventLoop | None
+
+    def advance(self, cursor: C) -> None:
+        """Record that everything before *cursor* is done. O(1); never waits for I/O.
+
+        Raises:
+            CursorTypeError: The cursor cannot be stored.
+            FinishedJobError: The run has ended.
+        """
+        if not self._open:  # a bool: the phase enum's lookups cost ~100 ns each
+            raise self._unusable("advance()")
+        if self._work.cut:
+            return  # the work behind a cursor advanced after the cut may not have happened
+        self.cursor = cursor
+        if self._copying:
+            self._snap = Raw(self._codec.raw(cursor, "advanced"))
+        self.yields += 1
+        if self.yields >= self._due:
+            self._attend()
+
+    def _attend(self) -> bool:
+        """Handle what the hot path was asked to look at; return whether to stop pulling."""
+        if not self._checked:
+            self._check_first()
+        if self.yields >= self._next_every:
+            self._next_every = self.yields + (self._every or 0)
+            if self._home is None:
+                self._writer.wake()
+            elif not self._writer.pending:  # a wake already pending saves this cursor too
+                self._home.call_soon_threadsafe(self._writer.wake)
+        if self.stopping:
+            self._due = 0.0
+        elif not self._checked:
+            self._due = self.yields + 1.0
+        else:
+            self._due = self._next_every
+        return self.stopping
+
+    def _check_first(self) -> None:
+        """Check the run's first cursor and choose whether cursors are copied at each yield."""
+        cursor = self.cursor
+        self._advanced = True
+        self._codec.check(cursor)
+        self._checked = cursor is not None  # None tells nothing about later cursors
+        self._copying = not immutable(cursor)
+        if self._copying:
+            self._snap = Raw(self._codec.raw(cursor))
+
+    async def drive(self, cursors: AsyncIterator[C]) -> None:
+        """Advance through *cursors* until they end or the job stops taking work.
+
+        The loop under ``@resumable``: it pulls each cursor straight from the iterator and
+        does nothing else per cursor unless something asked for attention.
+        """
+        # The count lives in a float local: an attribute write per cursor costs ~8 % more,
+        # and CPython takes floats from a free list where every int past 256 is allocated.
+        n = float(self.yields)
+        try:
+            while not self.stopping:
+                if self._copying:
+                    async for cursor in cursors:
+                        self.cursor = cursor
+                        self._snap = Raw(self._codec.raw(cursor))
+                        n += 1.0
+                        if n >= self._due:
+                            self.yields = int(n)
+                            if self._attend():
+                                return
+                            await asyncio.sleep(
+                                0
+                            )  # let the writer run, even if the job never awaits
+                    return
+                async for self.cursor in cursors:
+                    n += 1.0
+                    if n >= self._due:
+                        self.yields = int(n)
+                        if self._attend():
+                            return
+                        if self._copying:
+                            break  # a mutable cursor: go on in the copying loop
+                        await asyncio.sleep(0)
+                else:
+                    return
+        finally:
+            self.yields = int(n)
+            self._left.set()
+
+    def drive_plain(self, cursors: Iterator[C]) -> None:
+        """`drive` for a plain generator, in the thread the work runs in (see `SyncJob`).
+
+        The engine's loop runs elsewhere: a stop shows up here as `stopping`, which is read
+        again after each attention because the loop may have set it meanwhile.
+        """
+        n = float(self.yields)
+        try:
+            while not self.stopping:
+                if self._copying:
+                    for cursor in cursors:
+                        self.cursor = cursor
+                        self._snap = Raw(self._codec.raw(cursor))
+                        n += 1.0
+                        if n >= self._due:
+                            self.yields = int(n)
+                            if self._attend() or self.stopping:
+                                return
+                    return
+                for self.cursor in cursors:
+                    n += 1.0
+                    if n >= self._due:
+                        self.yields = int(n)
+                        if self._attend() or self.stopping:
+                            return
+                        if self._copying:
+                            break
+                else:
+                    return
+        finally:
+            self.yields = int(n)
+            if self._home is not None:  # the grace ends here, not after the generator's close
+                self._home.call_soon_threadsafe(self._left.set)
+
+    async def watch(self, cursors: AsyncIterator[C]) -> AsyncGenerator[C, None]:
+        """Like `drive`, but hand each cursor over once it has been recorded.
+
+        The work is cut (on an abort past its grace) only while it is inside *cursors*,
+        never while the caller handles a cursor.
+        """
+        try:
+            while not self.stopping:
+                async with self._work.scope():
+                    try:
+                        cursor = await anext(cursors)
+                    except StopAsyncIteration:
+                        return
+                if self._work.cut:
+                    return
+                self.advance(cursor)
+                yield cursor
+        finally:
+            self._left.set()
