@@ -224,6 +224,22 @@ class Writer:
             raise unstorable
         return True
 
+    async def _check_ownership(self, deadline: float) -> None:
+        """With nothing new to write, still find out soon whether another run took over.
+
+        One load of the record (the cost of a read, once a routine save has nothing to do);
+        the same check as a write's guard.
+
+        Raises:
+            StaleWriterError: Another run owns the key now, or it was deleted.
+        """
+        current = await retrying(
+            self.load,
+            deadline=deadline,
+            describe=lambda: f"Checking the ownership of job {self.key!r} in {self.store!r}",
+        )
+        self._guard(current)
+
     def _guard(self, current: bytes | None) -> None:
         if current is None:
             raise StaleWriterError(
@@ -320,7 +336,9 @@ class Writer:
             scope = self._routine = asyncio.timeout(None)
             try:
                 async with scope:
-                    await self._write(latest(), "running", loop.time() + SAVE_TIMEOUT, final=False)
+                    deadline = loop.time() + SAVE_TIMEOUT
+                    if not await self._write(latest(), "running", deadline, final=False):
+                        await self._check_ownership(deadline)
             except TimeoutError:
                 if not scope.expired():
                     raise

@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 import pytest
-from helpers import record_of
+from helpers import record_of, wait_until
 
 from resumable import MemoryStore, StaleWriterError, job
 from resumable._stores import Guard
@@ -99,3 +99,27 @@ async def test_a_new_run_takes_over_a_key_an_older_run_keeps_writing():
         assert newer.resumed_from == took_over["cursor"]
         assert took_over["cursor"] >= 1
         assert "completed" == record_of(store, "busy")["status"]
+
+
+async def test_a_taken_over_run_with_nothing_to_write_finds_out_at_its_next_tick():
+    """An idle run learns it was taken over at its next periodic tick, not only at its next
+    changed-cursor save, and stops with StaleWriterError without writing."""
+    store = MemoryStore()
+    older = job("idle", 0, store=store, triggers=[], interval=0.01)
+
+    async def idle() -> None:
+        async with older:
+            older.advance(5)
+            await older.save()
+            await asyncio.Event().wait()  # nothing new to write, ever
+
+    task = asyncio.ensure_future(idle())
+    await wait_until(lambda: "idle" in store._records and record_of(store, "idle")["cursor"] == 5)
+    async with job("idle", 0, store=store, triggers=[], interval=None) as newer:
+        newer.advance(6)
+        await newer.save()
+        with pytest.raises(StaleWriterError):
+            await asyncio.wait_for(task, timeout=10)
+        seen = record_of(store, "idle")
+
+    assert (6, newer._writer.owner) == (seen["cursor"], seen["owner"])
