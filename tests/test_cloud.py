@@ -25,6 +25,7 @@ from resumable._cloud_standins import (
     GcpMetadata,
     MetadataServer,
 )
+from resumable._stores import Change
 from resumable.cloud import Notice, PreemptionNotice
 from resumable.cloud._aws import Aws
 from resumable.cloud._gcp import Gcp
@@ -47,9 +48,15 @@ class TimedStore(FileStore):
         self.writes: list[tuple[str, int]] = []
         self._probe = probe
 
-    async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
-        await super().save(key, data, guard=guard)
-        status = "aborted" if b'"aborted"' in data else "other"
+    async def update(self, key: str, change: Change) -> None:
+        written: list[bytes] = []
+
+        def noting(current: bytes | None) -> bytes:
+            written.append(change(current))
+            return written[-1]
+
+        await super().update(key, noting)  # every write, the claim's and the saves', goes here
+        status = "aborted" if b'"aborted"' in written[-1] else "other"
         self.writes.append((status, self._probe()))
 
 
