@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from helpers import Grab, HangingStore, record_of, wait_until
 
-from resumable import CursorTypeError, MemoryStore, job, resumable
+from resumable import CursorTypeError, MemoryStore, StoreError, job, resumable
 
 
 async def _numbers(grab: Grab, store: MemoryStore, key: str) -> asyncio.Future[object]:
@@ -119,3 +119,18 @@ async def test_at_most_one_write_is_in_flight_under_urgent_and_routine_saves():
 
     assert 1 == in_flight[1]
     assert 200 == record_of(store, "one")["cursor"]
+
+
+async def test_a_save_that_runs_out_of_time_says_so():
+    """A store call cut off at the deadline is reported in words, not as an empty error."""
+    store = HangingStore(hang_at=2)
+    async with job("slow", 0, store=store, triggers=[], interval=None) as j:
+        j.advance(1)
+        with pytest.raises(StoreError) as caught:
+            await j.save(timeout=0.05)
+        message = str(caught.value)
+        store.hang_at = 0
+
+    assert "'slow'" in message
+    assert "did not answer before the deadline" in message
+    assert ": ." not in message
