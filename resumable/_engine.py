@@ -240,7 +240,10 @@ class Job(Feeding[C]):
         if end is End.FENCED:
             return
         loop = asyncio.get_running_loop()
-        deadline = max(self._deadline or 0.0, loop.time() + SAVE_TIMEOUT)
+        # Within the run's deadline when a stop set one (a second at least: the process may
+        # outlive it), else the usual budget.
+        now = loop.time()
+        deadline = now + SAVE_TIMEOUT if self._deadline is None else max(self._deadline, now + 1.0)
         status: Status = end.value
         save = asyncio.ensure_future(
             self._writer.urgent(self._latest, status, deadline, final=end is not End.MIGRATED)

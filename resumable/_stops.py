@@ -111,6 +111,7 @@ class Stops(Generic[C]):
             return
         self.pause()
         budget = timeout if timeout is not None else SAVE_TIMEOUT
+        self._narrow_deadline(budget)
         log.info("job %r: migrating, saving cursor %r within %.1f s", self.key, self.cursor, budget)
         if await self._urgent("running", budget, "before migration"):
             log.info("job %r: saved %r before migration", self.key, self.persisted)
@@ -134,21 +135,28 @@ class Stops(Generic[C]):
         if self._phase is Phase.CLOSING:
             return  # the run is ending already: its last write says how
         loop = asyncio.get_running_loop()
-        start = loop.time()
         total = budget if budget is not None else SAVE_TIMEOUT
-        self._deadline = start + total
+        deadline = self._narrow_deadline(total)
         log.info("job %r: %s, saving cursor %r and stopping", self.key, reason, self.cursor)
-        await self._urgent("aborted", total, "on abort")
+        await self._urgent("aborted", max(0.0, deadline - loop.time()), "on abort")
         if self._left.is_set():
             return
         # The work in flight gets its grace to reach its next yield, within half of what
         # the budget has left, so that the last save still fits.
-        grace = min(self._options.grace, max(0.0, (self._deadline - loop.time()) / 2))
+        grace = min(self._options.grace, max(0.0, (deadline - loop.time()) / 2))
         try:
             async with asyncio.timeout(grace):
                 await self._left.wait()
         except TimeoutError:
             self._cut(f"the work in flight did not reach its next yield within {grace:.1f} s")
+
+    def _narrow_deadline(self, budget: float) -> float:
+        """The run's one deadline: the earliest that a migration, an abort, a signal with a
+        known grace or a preemption notice has set; every later save is bounded by it."""
+        deadline = asyncio.get_running_loop().time() + budget
+        if self._deadline is None or deadline < self._deadline:
+            self._deadline = deadline
+        return self._deadline
 
     def _stop(self) -> None:
         self.stopping = True

@@ -172,3 +172,16 @@ def test_a_handler_installed_while_the_job_runs_is_kept(tmp_path: Path):
 
     assert 0 == result.returncode, result.stderr
     assert "GOT ['mine']" in result.stdout
+
+
+def test_a_known_termination_grace_budgets_the_abort(monkeypatch: pytest.MonkeyPatch):
+    """Signals(grace=N), or RESUMABLE_TERMINATION_GRACE, leaves the abort N less a second."""
+    monkeypatch.delenv("RESUMABLE_TERMINATION_GRACE", raising=False)
+    unknown = Signals().budget()
+    monkeypatch.setenv("RESUMABLE_TERMINATION_GRACE", "30")
+    from_env = Signals().budget()
+    given = Signals(grace=10).budget()
+
+    assert float("inf") == unknown
+    assert 29.0 == from_env
+    assert 9.0 == given

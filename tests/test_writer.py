@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -134,3 +135,24 @@ async def test_a_save_that_runs_out_of_time_says_so():
     assert "'slow'" in message
     assert "did not answer before the deadline" in message
     assert ": ." not in message
+
+
+async def test_an_urgent_save_that_will_not_land_says_so_before_its_deadline(
+    caplog: pytest.LogCaptureFixture,
+):
+    """A stop's save that is still hanging at 80 % of its budget is logged loudly before the
+    budget runs out, then reported as failed."""
+    store = HangingStore(hang_at=2)
+    grab = Grab()
+    run = await _numbers(grab, store, "late")
+    controls = await grab.job()
+    with caplog.at_level(logging.WARNING, logger="resumable"):
+        await controls.abort("test", budget=0.3)
+        store.hang_at = 0
+        await run
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    warned = next(i for i, (_, m) in enumerate(messages) if "has not landed after" in m)
+    failed = next(i for i, (_, m) in enumerate(messages) if "could not save on abort" in m)
+
+    assert warned < failed
+    assert "WARNING" == messages[warned][0]
