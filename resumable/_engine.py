@@ -57,6 +57,8 @@ class Job(Feeding[C]):
         outcome: How the run ended, once it has.
     """
 
+    __slots__ = ()
+
     def __init__(self, key: str, *, cursor: C, cursor_type: Any, options: JobOptions) -> None:
         self.key = check_key(key, options.store)
         self.cursor: C = cursor
@@ -78,6 +80,8 @@ class Job(Feeding[C]):
         # The hot path attends (`_attend`) once the count reaches `_due`: at the first cursor
         # (to check that it serializes), every N cursors, and at once after a stop.
         self._due = 1.0
+        self._limit = 1
+        self._taking = False  # advancing records cursors: started, not ended, not cut
         self._checked = False
         self._copying = False
         self._advanced = False
@@ -157,7 +161,7 @@ class Job(Feeding[C]):
         else:
             log.info("job %r: no saved state in %r, starting fresh", self.key, self.store)
         self._phase = Phase.RUNNING
-        self._open = True
+        self._open = self._taking = True
         try:
             for trigger in where.triggers:
                 self._detach.append(trigger.attach(self))
@@ -201,7 +205,7 @@ class Job(Feeding[C]):
             self._detach_all()
             await self._writer.stop()
             self._phase = Phase.DONE
-            self._open = False
+            self._open = self._taking = False
             self.outcome = Outcome(
                 key=self.key,
                 status="completed" if end is End.COMPLETED else "aborted",

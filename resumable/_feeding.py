@@ -21,8 +21,12 @@ C = TypeVar("C")
 class Feeding(Stops[C]):
     """The hot path of a job; `Job` is built on it."""
 
+    __slots__ = ()
+
     yields: int
     _open: bool
+    _taking: bool
+    _limit: int
     _every: int | None
     _next_every: float
     _checked: bool
@@ -35,15 +39,15 @@ class Feeding(Stops[C]):
             CursorTypeError: The cursor cannot be stored.
             FinishedJobError: The run has ended.
         """
-        if not self._open:  # a bool: the phase enum's lookups cost ~100 ns each
-            raise self._unusable("advance()")
-        if self._work.cut:
-            return  # the work behind a cursor advanced after the cut may not have happened
+        if not self._taking:  # one bool for the rare cases: the phase enum costs ~100 ns
+            if not self._open:
+                raise self._unusable("advance()")
+            return  # cut: the work behind a cursor advanced now may not have happened
         self.cursor = cursor
         if self._copying:
             self._snap = Raw(self._codec.raw(cursor, "advanced"))
         self.yields += 1
-        if self.yields >= self._due:
+        if self.yields >= self._limit:  # an int, as `yields` is: the cheapest comparison
             self._attend()
 
     def _attend(self) -> bool:
@@ -57,11 +61,11 @@ class Feeding(Stops[C]):
             elif not self._writer.pending:  # a wake already pending saves this cursor too
                 self._home.call_soon_threadsafe(self._writer.wake)
         if self.stopping:
-            self._due = 0.0
+            self._attend_at(0.0)
         elif not self._checked:
-            self._due = self.yields + 1.0
+            self._attend_at(self.yields + 1.0)
         else:
-            self._due = self._next_every
+            self._attend_at(self._next_every)
         return self.stopping
 
     def _check_first(self) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import sys
 from typing import Any, Generic, TypeVar
 
 from resumable._codec import Codec
@@ -23,11 +25,51 @@ C = TypeVar("C")
 
 log = logging.getLogger("resumable")
 
+_NEVER = math.inf
 _WARN_AT = 0.8  # of an urgent save's budget: say so loudly if it has not landed by then
 
 
 class Stops(Generic[C]):
     """The controls of a running job, and the stops they lead to."""
+
+    # Slots: the hot path reads and writes these attributes (of `Job`) once or twice per cursor.
+    __slots__ = (
+        "__weakref__",
+        "_advanced",
+        "_checked",
+        "_codec",
+        "_copying",
+        "_cursor_type",
+        "_deadline",
+        "_detach",
+        "_due",
+        "_end",
+        "_every",
+        "_face",
+        "_failure",
+        "_home",
+        "_left",
+        "_limit",
+        "_next_every",
+        "_open",
+        "_options",
+        "_phase",
+        "_scoped",
+        "_snap",
+        "_taking",
+        "_unpark",
+        "_work",
+        "_writer",
+        "cursor",
+        "interval",
+        "key",
+        "outcome",
+        "resumed",
+        "resumed_from",
+        "stopping",
+        "store",
+        "yields",
+    )
 
     key: str
     cursor: C
@@ -37,6 +79,8 @@ class Stops(Generic[C]):
     _end: End | None
     _failure: ResumableError | None
     _due: float
+    _limit: int
+    _taking: bool
     _copying: bool
     _advanced: bool
     _snap: Any
@@ -69,7 +113,7 @@ class Stops(Generic[C]):
 
     def refresh(self) -> None:
         """Ask the hot path to bring `yields` up to date at the next cursor."""
-        self._due = 0.0
+        self._attend_at(0.0)
 
     def pause(self) -> None:
         """Stop taking new work from the next cursor on; returns at once.
@@ -150,6 +194,11 @@ class Stops(Generic[C]):
         except TimeoutError:
             self._cut(f"the work in flight did not reach its next yield within {grace:.1f} s")
 
+    def _attend_at(self, count: float) -> None:
+        """Have the hot path attend once the count of cursors reaches *count*."""
+        self._due = count  # compared with the float count of the loops (see `drive`)
+        self._limit = int(count) if count < _NEVER else sys.maxsize  # with `advance`'s int
+
     def _narrow_deadline(self, budget: float) -> float:
         """The run's one deadline: the earliest that a migration, an abort, a signal with a
         known grace or a preemption notice has set; every later save is bounded by it."""
@@ -160,7 +209,7 @@ class Stops(Generic[C]):
 
     def _stop(self) -> None:
         self.stopping = True
-        self._due = 0.0
+        self._attend_at(0.0)
         if self._phase is Phase.RUNNING:
             self._phase = Phase.STOPPING
 
@@ -168,6 +217,7 @@ class Stops(Generic[C]):
         """Cancel the work in flight; no cursor it yields afterwards is persisted."""
         if self._phase in (Phase.RUNNING, Phase.STOPPING) and not self._work.cut:
             log.info("job %r: %s; cancelling it", self.key, why)
+            self._taking = False
             self._work.cut_now(self._latest())
 
     def _fail(self, exc: ResumableError) -> None:
