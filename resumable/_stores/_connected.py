@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
+
+from resumable._closing import AsyncClosing
 
 T = TypeVar("T")
 
@@ -46,23 +47,12 @@ class LoopBound(Generic[T]):
             await self._close(client)
 
 
-class ConnectedStore:
+class ConnectedStore(AsyncClosing):
     """Base of the stores that hold connections: ``async with`` closes them."""
 
     async def aclose(self) -> None:
         """Close this event loop's connections; the store reconnects if used again."""
         raise NotImplementedError
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def redact(url: str) -> str:

@@ -18,9 +18,9 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from resumable._closing import AsyncClosing
 from resumable.testing._platform import PlatformEvents
 
 __all__ = ["ActorProcess"]
@@ -32,7 +32,7 @@ _LOG_TAIL = 4000
 _POLL = 0.005
 
 
-class ActorProcess:
+class ActorProcess(AsyncClosing):
     """An Actor in a child process, on local storage, with the platform's events at hand.
 
     Starts your Actor, unmodified, with the real Apify SDK, against `PlatformEvents` (the
@@ -114,14 +114,6 @@ class ActorProcess:
             self._own_platform = PlatformEvents()
             self.platform = await self._own_platform.__aenter__()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Kill the run if it is still going; stop the stand-in and remove the directory if ours."""
