@@ -6,25 +6,22 @@ import functools
 import inspect
 import re
 import typing
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, Generic, ParamSpec, Protocol, TypeGuard, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeGuard, TypeVar, Unpack, overload
 
 import attrs
-import cattrs
 
-from resumable._codec import Upgrade
 from resumable._defaults import default_store
 from resumable._engine import Job
 from resumable._errors import JobDefinitionError
 from resumable._job import admitting_none
 from resumable._loop_thread import run_in_thread
-from resumable._options import DEFAULT_GRACE, Interval, JobOptions, OnCorrupt
+from resumable._options import JobOptions, Options
 from resumable._record import Outcome, Record
 from resumable._run import Run
-from resumable._stores import Store, check_key
+from resumable._stores import check_key
 from resumable._sync import run_plain
-from resumable._triggers import Trigger
 
 P = ParamSpec("P")
 C = TypeVar("C")
@@ -210,38 +207,10 @@ def resumable(function: Callable[P, Iterator[C]], /) -> SyncJobFunction[P, C]: .
 
 
 @overload
-def resumable(
-    key: KeySpec = None,
-    *,
-    store: Store | None = None,
-    every: int | None = None,
-    interval: Interval = ...,
-    converter: cattrs.Converter | None = None,
-    triggers: Iterable[Trigger] | None = None,
-    version: int = 1,
-    upgrade: Mapping[int, Upgrade] | None = None,
-    on_corrupt: OnCorrupt = "raise",
-    warn_size: int = 64 * 1024,
-    max_size: int = 1024 * 1024,
-    grace: float = DEFAULT_GRACE,
-) -> _Decorate: ...
+def resumable(key: KeySpec = None, **options: Unpack[Options]) -> _Decorate: ...
 
 
-def resumable(
-    key: Any = None,
-    *,
-    store: Store | None = None,
-    every: int | None = None,
-    interval: Interval = ...,
-    converter: cattrs.Converter | None = None,
-    triggers: Iterable[Trigger] | None = None,
-    version: int = 1,
-    upgrade: Mapping[int, Upgrade] | None = None,
-    on_corrupt: OnCorrupt = "raise",
-    warn_size: int = 64 * 1024,
-    max_size: int = 1024 * 1024,
-    grace: float = DEFAULT_GRACE,
-) -> Any:
+def resumable(key: Any = None, **options: Unpack[Options]) -> Any:
     """Make an async generator of cursors a job that resumes where it left off.
 
     Usable bare (``@resumable``) and with options (``@resumable(key=..., every=...)``).
@@ -251,48 +220,24 @@ def resumable(
     Args:
         key: The state's key, or a function of the job's arguments returning it. Default:
             the function's qualified name.
-        store: Where to persist; default: the Actor's key-value store inside
-            ``async with Actor:``, else ``FileStore(".resumable")``.
-        every: Also save every N yields.
-        interval: Save every N seconds (``None``: never on a timer). Default: 10 s, or the
-            platform's ``persistState`` events inside an Actor.
-        converter: A cattrs converter for the cursor type.
-        triggers: What else saves or stops the job; default: SIGTERM/SIGINT, plus the
-            platform's events inside an Actor.
-        version: The cursor's version, stored with it.
-        upgrade: ``{old_version: fn}``: raw JSON to raw JSON, applied on load one step at a time.
-        on_corrupt: ``"raise"`` or ``"quarantine"`` (move a bad record aside and start fresh).
-        warn_size: Warn once when a serialized cursor passes this many bytes.
-        max_size: Refuse cursors that serialize to more bytes than this.
-        grace: Seconds the work in flight gets, after an abort or a signal, to reach its
-            next yield before it is cancelled.
+        options: ``store``, ``every``, ``interval``, ``converter``, ``triggers``,
+            ``version``, ``upgrade``, ``on_corrupt``, ``warn_size``, ``max_size`` and
+            ``grace``, as `JobOptions` describes them.
 
     Raises:
         TypeError: The decorated object is not an async generator function with a
             ``cursor`` keyword parameter that has a default.
     """
-    options = JobOptions(
-        store=store,
-        every=every,
-        interval=interval,
-        converter=converter,
-        triggers=triggers,
-        version=version,
-        upgrade=upgrade,
-        on_corrupt=on_corrupt,
-        warn_size=warn_size,
-        max_size=max_size,
-        grace=grace,
-    )
+    declared = JobOptions.of("@resumable", options)
     if _is_generator_function(key):
-        return _declare(key, None, options)
+        return _declare(key, None, declared)
     if callable(key) and _looks_like_a_job(key):
         raise JobDefinitionError(f"{_EXPECTED}; got {key!r}")
     if key is not None and not isinstance(key, str) and not callable(key):
         raise JobDefinitionError(f"key= must be a string or a function returning one, not {key!r}")
 
     def decorate(function: Callable[P, Any]) -> JobFunction[P, Any]:
-        return _declare(function, key, options)
+        return _declare(function, key, declared)
 
     return decorate
 

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterable, Mapping
 from types import NoneType, UnionType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
-import cattrs
-
-from resumable._codec import Upgrade
 from resumable._engine import Job
 from resumable._errors import JobDefinitionError
-from resumable._options import DEFAULT_GRACE, Interval, JobOptions, OnCorrupt
-from resumable._stores import Store
-from resumable._triggers import Trigger
+from resumable._options import JobOptions, Options
 
 C = TypeVar("C")
 
@@ -33,23 +27,7 @@ def admitting_none(cursor_type: Any) -> Any:
     return typing.Optional[cursor_type]  # noqa: UP045 - the type is a runtime value here
 
 
-def job(
-    key: str,
-    cursor: C,
-    *,
-    cursor_type: Any = None,
-    store: Store | None = None,
-    every: int | None = None,
-    interval: Interval = ...,
-    converter: cattrs.Converter | None = None,
-    triggers: Iterable[Trigger] | None = None,
-    version: int = 1,
-    upgrade: Mapping[int, Upgrade] | None = None,
-    on_corrupt: OnCorrupt = "raise",
-    warn_size: int = 64 * 1024,
-    max_size: int = 1024 * 1024,
-    grace: float = DEFAULT_GRACE,
-) -> Job[C]:
+def job(key: str, cursor: C, *, cursor_type: Any = None, **options: Unpack[Options]) -> Job[C]:
     """Make a resumable job to run as ``async with job(key, cursor=default) as j:``.
 
     On entry, the persisted cursor of *key* (if any) becomes ``j.cursor``; the body calls
@@ -62,35 +40,12 @@ def job(
         cursor: The cursor of a fresh start.
         cursor_type: The cursor's type, when it is not ``type(cursor)`` (required when the
             default is ``None``; ``None`` is then always storable).
-        store: Where to persist; default: the Actor's key-value store inside
-            ``async with Actor:``, else ``FileStore(".resumable")``.
-        every: Also save every N advances.
-        interval: Save every N seconds (``None``: never on a timer). Default: 10 s, or the
-            platform's ``persistState`` events inside an Actor.
-        converter: A cattrs converter for the cursor type.
-        triggers: What else saves or stops the job; default: SIGTERM/SIGINT, plus the
-            platform's events inside an Actor.
-        version: The cursor's version, stored with it.
-        upgrade: ``{old_version: fn}``: raw JSON to raw JSON, applied on load one step at a time.
-        on_corrupt: ``"raise"`` or ``"quarantine"`` (move a bad record aside and start fresh).
-        warn_size: Warn once when a serialized cursor passes this many bytes.
-        max_size: Refuse cursors that serialize to more bytes than this.
-        grace: Seconds the body gets, after an abort or a signal, to see ``j.stopping`` and
-            leave the block by itself before it is cancelled.
+        options: ``store``, ``every``, ``interval``, ``converter``, ``triggers``,
+            ``version``, ``upgrade``, ``on_corrupt``, ``warn_size``, ``max_size`` and
+            ``grace``, as `JobOptions` describes them (``grace``: the seconds the body
+            gets, after an abort or a signal, to see ``j.stopping`` and leave the block).
     """
-    options = JobOptions(
-        store=store,
-        every=every,
-        interval=interval,
-        converter=converter,
-        triggers=triggers,
-        version=version,
-        upgrade=upgrade,
-        on_corrupt=on_corrupt,
-        warn_size=warn_size,
-        max_size=max_size,
-        grace=grace,
-    )
+    declared = JobOptions.of("job()", options)
     if cursor_type is None:
         if cursor is None:
             raise JobDefinitionError(
@@ -100,4 +55,4 @@ def job(
         cursor_type = type(cursor)
     elif cursor is None:
         cursor_type = admitting_none(cursor_type)
-    return Job(key, cursor=cursor, cursor_type=cursor_type, options=options)
+    return Job(key, cursor=cursor, cursor_type=cursor_type, options=declared)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from types import EllipsisType, MappingProxyType
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypedDict
 
 import attrs
 import cattrs
@@ -80,23 +80,45 @@ def _upgrades(value: Mapping[int, Upgrade] | None) -> Mapping[int, Upgrade]:
     return MappingProxyType(steps)
 
 
+class Options(TypedDict, total=False):
+    """The keyword options `@resumable` and `job()` take, each described on `JobOptions`."""
+
+    store: Store | None
+    every: int | None
+    interval: Interval
+    converter: cattrs.Converter | None
+    triggers: Iterable[Trigger] | None
+    version: int
+    upgrade: Mapping[int, Upgrade] | None
+    on_corrupt: OnCorrupt
+    warn_size: int
+    max_size: int
+    grace: float
+
+
 @attrs.frozen(kw_only=True)
 class JobOptions:
     """The options a job was declared with, checked when declared.
 
     Attributes:
-        store: Where the state lives; ``None``: the environment's default, at start.
-        every: Also save every N yields.
-        interval: Seconds between periodic saves; ``None``: never on a timer; ``...``:
-            the environment's default, at start.
-        converter: The cattrs converter for cursors and outputs.
-        triggers: What else saves or stops the job; ``None``: the environment's default.
-        version: The cursor's version.
-        upgrade: ``{old_version: fn}``, raw JSON to raw JSON, one version at a time.
-        on_corrupt: ``"raise"`` or ``"quarantine"``.
+        store: Where the state lives. Default: the Actor's key-value store inside
+            ``async with Actor:``, else ``FileStore(".resumable")``, chosen at start.
+        every: Also save every N yields (or advances).
+        interval: Save every N seconds (``None``: never on a timer). Default: 10 s, or the
+            platform's ``persistState`` events inside an Actor.
+        converter: A cattrs converter for the cursor type (default: a private one that
+            knows JSON, UUIDs, decimals and paths).
+        triggers: What else saves or stops the job. Default: SIGTERM/SIGINT, plus the
+            platform's events inside an Actor (this list replaces the defaults).
+        version: The cursor's version, stored with it.
+        upgrade: ``{old_version: fn}``: raw JSON to raw JSON, applied on load one step at a
+            time.
+        on_corrupt: ``"raise"`` or ``"quarantine"`` (move a bad record aside and start fresh).
         warn_size: Warn once when a serialized record passes this many bytes.
-        max_size: Refuse records larger than this many bytes.
-        grace: Seconds the work in flight gets to reach its next yield on a stop.
+        max_size: Refuse cursors that serialize to more bytes than this.
+        grace: Seconds the work in flight gets, after an abort or a signal, to reach its
+            next yield (in the ``job`` form: to see ``j.stopping`` and leave the block)
+            before it is cancelled.
     """
 
     store: Store | None = None
@@ -110,6 +132,15 @@ class JobOptions:
     warn_size: int = attrs.field(default=64 * 1024, validator=_positive_count)
     max_size: int = attrs.field(default=1024 * 1024, validator=_positive_count)
     grace: float = attrs.field(default=DEFAULT_GRACE, validator=_seconds(allow_zero=True))
+
+    @classmethod
+    def of(cls, where: str, options: Options) -> JobOptions:
+        """Check and freeze the keyword *options* given to *where*.
+
+        Raises:
+            InvalidOptionError: An option that does not exist, or a value that makes no sense.
+        """
+        return _DEFAULTS.evolve(where, **options)
 
     @classmethod
     def names(cls) -> list[str]:
@@ -141,3 +172,6 @@ class JobOptions:
             warn_size=self.warn_size,
             max_size=self.max_size,
         )
+
+
+_DEFAULTS = JobOptions()
