@@ -21,6 +21,7 @@ from resumable._job import admitting_none
 from resumable._options import DEFAULT_GRACE, Interval, JobOptions, OnCorrupt
 from resumable._record import Record
 from resumable._run import Run
+from resumable._sink import Sink
 from resumable._stores import Store, check_key
 from resumable._triggers import Trigger
 
@@ -50,6 +51,7 @@ class JobFunction(Generic[P, C]):
         options: JobOptions,
     ) -> None:
         self.cursor_type, self.default = _inspect(function)
+        self.takes_outbox = "out" in inspect.signature(function).parameters
         self.__wrapped__: Callable[..., AsyncGenerator[C, None]] = function  # type: ignore[assignment]
         functools.update_wrapper(self, function)
         self._key = key if key is not None else default_key(function)
@@ -170,6 +172,7 @@ def resumable(
     warn_size: int = 64 * 1024,
     max_size: int = 1024 * 1024,
     grace: float = DEFAULT_GRACE,
+    sink: Sink | None = None,
 ) -> Callable[[Callable[P, AsyncIterator[C]]], JobFunction[P, C]]: ...
 
 
@@ -187,6 +190,7 @@ def resumable(
     warn_size: int = 64 * 1024,
     max_size: int = 1024 * 1024,
     grace: float = DEFAULT_GRACE,
+    sink: Sink | None = None,
 ) -> Any:
     """Make an async generator of cursors a job that resumes where it left off.
 
@@ -212,6 +216,8 @@ def resumable(
         max_size: Refuse cursors that serialize to more bytes than this.
         grace: Seconds the work in flight gets, after an abort or a signal, to reach its
             next yield before it is cancelled.
+        sink: Where the outputs pushed into ``out`` go; default: the Actor's default
+            dataset inside ``async with Actor:``, else ``.resumable/<key>.jsonl``.
 
     Raises:
         TypeError: The decorated object is not an async generator function with a
@@ -229,6 +235,7 @@ def resumable(
         warn_size=warn_size,
         max_size=max_size,
         grace=grace,
+        sink=sink,
     )
     if inspect.isasyncgenfunction(key):
         return JobFunction(key, key=None, options=options)

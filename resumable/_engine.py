@@ -22,9 +22,11 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from resumable._codec import Codec
-from resumable._defaults import surroundings
-from resumable._errors import ResumableError, StaleWriterError
+from resumable._commit import Commit
+from resumable._defaults import default_sink, surroundings
+from resumable._errors import ResumableError, StaleWriterError, StoreError
 from resumable._options import JobOptions
+from resumable._outbox import Outbox
 from resumable._record import Outcome, Status
 from resumable._snapshot import Raw, immutable
 from resumable._stores import Store, check_key
@@ -81,6 +83,7 @@ class Job(Generic[C]):
         yields: Cursors advanced in this run (under `drive`, published lazily: `refresh`).
         interval: Seconds between periodic saves, as resolved at start (``None``: none).
         outcome: How the run ended, once it has.
+        out: The run's `Outbox` (using it makes the job deliver outputs to its sink).
     """
 
     def __init__(self, key: str, *, cursor: C, cursor_type: Any, options: JobOptions) -> None:
@@ -113,11 +116,30 @@ class Job(Generic[C]):
         self._deadline: float | None = None
         self._detach: list[Detach] = []
         self._scoped = True
+        self._outbox: Outbox[Any] = Outbox(options.converter, self.request_save)
+        self._outbox.limit(options.max_size)
+        self._marking = options.sink is not None
+        self._commit: Commit | None = None
         self._codec: Codec[C]
         self._writer: Writer
 
     def __repr__(self) -> str:
         return f"<Job {self.key!r} {self._phase.value} cursor={self.cursor!r} store={self.store!r}>"
+
+    @property
+    def out(self) -> Outbox[Any]:
+        """The run's outbox: what is pushed into it reaches the sink exactly once.
+
+        Raises:
+            FinishedJobError: The run has ended.
+        """
+        if self._phase is Phase.DONE:
+            raise self._unusable("out")
+        if not self._marking:
+            self._marking = True
+            if self._commit is not None:
+                self._commit.active = True
+        return self._outbox
 
     # -- the hot path -------------------------------------------------------------------
 
@@ -135,6 +157,8 @@ class Job(Generic[C]):
         self.cursor = cursor
         if self._copying:
             self._snap = Raw(self._codec.raw(cursor, "advanced"))
+        if self._marking:
+            self._outbox.mark()
         self.yields += 1
         if self.yields >= self._due:
             self._attend()
@@ -182,6 +206,9 @@ class Job(Generic[C]):
         # and CPython takes floats from a free list where every int past 256 is allocated.
         n = float(self.yields)
         try:
+            if self._marking:
+                n = await self._drive_marking(cursors, n)
+                return
             while not self.stopping:
                 if self._copying:
                     async for cursor in cursors:
@@ -210,6 +237,24 @@ class Job(Generic[C]):
         finally:
             self.yields = int(n)
             self._left.set()
+
+    async def _drive_marking(self, cursors: AsyncIterator[C], n: float) -> float:
+        """`drive` for a job with an outbox: each cursor also marks the items it covers."""
+        mark = self._outbox.mark
+        if self.stopping:
+            return n
+        async for cursor in cursors:
+            self.cursor = cursor
+            if self._copying:
+                self._snap = Raw(self._codec.raw(cursor))
+            mark()
+            n += 1.0
+            if n >= self._due:
+                self.yields = int(n)
+                if self._attend():
+                    break
+                await asyncio.sleep(0)  # let the writer run, even if the job never awaits
+        return n
 
     async def watch(self, cursors: AsyncIterator[C]) -> AsyncGenerator[C, None]:
         """Like `drive`, but hand each cursor over once it has been recorded.
@@ -338,6 +383,7 @@ class Job(Generic[C]):
         """Cancel the work in flight; no cursor it yields afterwards is persisted."""
         if self._phase in (Phase.RUNNING, Phase.STOPPING) and not self._work.cut:
             log.info("job %r: %s; cancelling it", self.key, why)
+            self._outbox.freeze()
             self._work.cut_now(self._latest())
 
     def _fail(self, exc: ResumableError) -> None:
@@ -398,11 +444,22 @@ class Job(Generic[C]):
         self.store = where.store
         self.key = check_key(self.key, where.store)
         self._codec = self._options.codec(self.key, where.store, self._cursor_type)
+        key, sink = self.key, self._options.sink
+        self._commit = Commit(
+            key, self._outbox, lambda: default_sink(key, sink), active=self._marking
+        )
+        self._commit.store = where.store
         self._writer = Writer(
-            self.key, where.store, self._codec, quarantine=self._options.on_corrupt == "quarantine"
+            self.key,
+            where.store,
+            self._codec,
+            quarantine=self._options.on_corrupt == "quarantine",
+            commit=self._commit,
         )
         self._snap = Raw(self._codec.raw(self.cursor, "fresh-start"))
         record = await self._writer.claim(self._snap)
+        self._marking = self._commit.active
+        await self._deliver_pending()
         if record is not None:
             self.cursor = self.resumed_from = record.cursor
             self._snap = self._writer.persisted
@@ -430,6 +487,15 @@ class Job(Generic[C]):
         if self._scoped:
             await self._work.enter()
         return self
+
+    async def _deliver_pending(self) -> None:
+        """Deliver what the record resumed from left pending; a sink failure waits for a save."""
+        assert self._commit is not None
+        deadline = asyncio.get_running_loop().time() + SAVE_TIMEOUT
+        try:
+            await self._commit.deliver(deadline)
+        except StoreError as exc:
+            log.warning("job %r: %s; the next save tries again", self.key, exc)
 
     async def __aexit__(
         self,
@@ -464,6 +530,7 @@ class Job(Generic[C]):
                 resumed_from=self.resumed_from,
                 yields=self.yields,
                 saves=self._writer.saves,
+                outputs=self._commit.outputs if self._commit is not None else 0,
             )
         if failure is not None:
             raise failure

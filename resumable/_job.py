@@ -13,6 +13,7 @@ from resumable._codec import Upgrade
 from resumable._engine import Job
 from resumable._errors import JobDefinitionError
 from resumable._options import DEFAULT_GRACE, Interval, JobOptions, OnCorrupt
+from resumable._sink import Sink
 from resumable._stores import Store
 from resumable._triggers import Trigger
 
@@ -49,6 +50,7 @@ def job(
     warn_size: int = 64 * 1024,
     max_size: int = 1024 * 1024,
     grace: float = DEFAULT_GRACE,
+    sink: Sink | None = None,
 ) -> Job[C]:
     """Make a resumable job to run as ``async with job(key, cursor=default) as j:``.
 
@@ -77,6 +79,8 @@ def job(
         max_size: Refuse cursors that serialize to more bytes than this.
         grace: Seconds the body gets, after an abort or a signal, to see ``j.stopping`` and
             leave the block by itself before it is cancelled.
+        sink: Where the outputs pushed into ``j.out`` go; default: the Actor's default
+            dataset inside ``async with Actor:``, else ``.resumable/<key>.jsonl``.
     """
     options = JobOptions(
         store=store,
@@ -90,6 +94,7 @@ def job(
         warn_size=warn_size,
         max_size=max_size,
         grace=grace,
+        sink=sink,
     )
     if cursor_type is None:
         if cursor is None:

@@ -16,6 +16,7 @@ import cattrs
 
 from resumable._codec import Codec, Upgrade, make_converter
 from resumable._errors import InvalidOptionError
+from resumable._sink import Sink
 from resumable._stores import Store
 from resumable._triggers import Trigger
 
@@ -61,6 +62,14 @@ def _one_of(*allowed: str) -> Any:
     return check
 
 
+def _sink(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, Sink):
+        raise InvalidOptionError(
+            f"sink= must be a Sink (count(), read(start, limit), append(items, start)), "
+            f"such as JsonLinesSink(path), not {value!r}"
+        )
+
+
 def _converter(value: cattrs.Converter | None) -> cattrs.Converter:
     return make_converter() if value is None else value
 
@@ -97,6 +106,7 @@ class JobOptions:
         warn_size: Warn once when a serialized record passes this many bytes.
         max_size: Refuse records larger than this many bytes.
         grace: Seconds the work in flight gets to reach its next yield on a stop.
+        sink: Where the outbox delivers; ``None``: the environment's default, when used.
     """
 
     store: Store | None = None
@@ -110,6 +120,7 @@ class JobOptions:
     warn_size: int = attrs.field(default=64 * 1024, validator=_positive_count)
     max_size: int = attrs.field(default=1024 * 1024, validator=_positive_count)
     grace: float = attrs.field(default=DEFAULT_GRACE, validator=_seconds(allow_zero=True))
+    sink: Sink | None = attrs.field(default=None, validator=_sink)
 
     @classmethod
     def names(cls) -> list[str]:

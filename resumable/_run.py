@@ -101,6 +101,8 @@ class Run(Coroutine[Any, Any, Outcome[C]]):
         self._started = True
         job, kwargs = self._function.make_job(*self._args, **self._kwargs)
         generator_function = self._function.__wrapped__
+        if self._function.takes_outbox:
+            kwargs["out"] = job.out
 
         def start(cursor: C) -> AsyncGenerator[C, None]:
             return generator_function(*self._args, cursor=cursor, **kwargs)

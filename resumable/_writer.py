@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from resumable._codec import Codec, KeptRecordError, parse
+from resumable._commit import Commit
 from resumable._errors import (
     CorruptStateError,
     CursorTypeError,
@@ -57,10 +58,19 @@ class Writer:
         status: The status of the latest write.
     """
 
-    def __init__(self, key: str, store: Store, codec: Codec[Any], *, quarantine: bool) -> None:
+    def __init__(
+        self,
+        key: str,
+        store: Store,
+        codec: Codec[Any],
+        *,
+        quarantine: bool,
+        commit: Commit | None = None,
+    ) -> None:
         self.key = key
         self.store = store
         self.codec = codec
+        self.commit = commit
         self.owner = owner_id()
         self.seq = 0
         self.generation = 0
@@ -110,6 +120,7 @@ class Writer:
     async def _claim_once(self, fresh: Any, deadline: float) -> Record[Any] | None:
         data = await self.load()
         record = await self._decode(data, deadline) if data is not None else None
+        outbox: object = None
         if record is None:
             expected: tuple[int, int] | None = None
             snapshot, seq, generation = fresh, 0, 0
@@ -118,8 +129,15 @@ class Writer:
             generation = envelope.get("generation", 0)
             expected = (record.seq, generation)
             snapshot, seq = Raw(self.codec.raw(record.cursor, "resumed")), record.seq
+            outbox = envelope.get("outbox")
+        field = await self.commit.resume(outbox) if self.commit is not None else None
         encoded = self.codec.encode(
-            snapshot, status="running", seq=seq + 1, owner=self.owner, generation=generation + 1
+            snapshot,
+            status="running",
+            seq=seq + 1,
+            owner=self.owner,
+            generation=generation + 1,
+            outbox=field,
         )
 
         def guard(current: bytes | None) -> None:
@@ -182,22 +200,40 @@ class Writer:
     # -- writing ----------------------------------------------------------------------
 
     async def _write(self, snapshot: Any, status: Status, deadline: float, *, final: bool) -> bool:
-        """Write *snapshot* with *status* unless the store holds exactly that already."""
-        if snapshot is self.persisted and status == self.status:
+        """Write *snapshot* with *status* unless the store holds exactly that already.
+
+        With an outbox, the record also takes the outputs covered by *snapshot*, and once it
+        has landed they are delivered to the sink (`resumable._commit`).
+        """
+        commit = self.commit
+        draft = commit.draft(everything=status == "completed") if commit is not None else None
+        if snapshot is self.persisted and status == self.status and not commit_news(commit, draft):
             return False
         seq = self.seq + 1
         unstorable: CursorTypeError | None = None
         try:
             data = self.codec.encode(
-                snapshot, status=status, seq=seq, owner=self.owner, generation=self.generation
+                snapshot,
+                status=status,
+                seq=seq,
+                owner=self.owner,
+                generation=self.generation,
+                outbox=draft.field() if draft is not None else None,
             )
         except CursorTypeError as exc:
             if not final:
                 raise
-            # The last save still records that the run failed, at the last good cursor.
+            # The last save still records that the run failed, at the last good cursor,
+            # without the outputs of the cursor it could not store.
             unstorable, snapshot, status = exc, self.persisted, "failed"
+            draft = commit.draft(everything=False, take=False) if commit is not None else None
             data = self.codec.encode(
-                snapshot, status=status, seq=seq, owner=self.owner, generation=self.generation
+                snapshot,
+                status=status,
+                seq=seq,
+                owner=self.owner,
+                generation=self.generation,
+                outbox=draft.field() if draft is not None else None,
             )
         await retrying(
             lambda: self.store.save(self.key, data, guard=self._guard),
@@ -206,9 +242,21 @@ class Writer:
         )
         self.seq, self.saves, self.persisted, self.status = seq, self.saves + 1, snapshot, status
         log.debug("job %r: saved seq %d (%s)", self.key, seq, status)
+        if commit is not None:
+            commit.landed(draft)
         if unstorable is not None:
+            await self.deliver(deadline)
             raise unstorable
         return True
+
+    async def deliver(self, deadline: float) -> None:
+        """Deliver the outputs that the latest record holds and the sink does not yet.
+
+        Never inside a routine save's scope: an urgent save must not cut a delivery short
+        (a dataset push cut mid-flight may still land after the engine has read it back).
+        """
+        if self.commit is not None:
+            await self.commit.deliver(deadline)
 
     def _guard(self, current: bytes | None) -> None:
         if current is None:
@@ -240,7 +288,7 @@ class Writer:
     async def urgent(
         self, latest: Callable[[], Any], status: Status, deadline: float, *, final: bool = False
     ) -> bool:
-        """Write the latest snapshot now, ahead of any routine save.
+        """Write the latest snapshot now, ahead of any routine save, then deliver its outputs.
 
         After the final save nothing writes: later requests return ``False``.
 
@@ -259,7 +307,11 @@ class Writer:
                 if self._routine is not None:
                     self._routine.reschedule(asyncio.get_running_loop().time())
                 await self._idle.wait()
-                return await self._write(latest(), status, deadline, final=final)
+                if self.commit is not None:
+                    await self.commit.ready()
+                wrote = await self._write(latest(), status, deadline, final=final)
+                await self.deliver(deadline)
+                return wrote
         finally:
             self._urgent -= 1
             if not self._urgent:
@@ -304,9 +356,14 @@ class Writer:
                 return
             self._idle.clear()
             scope = self._routine = asyncio.timeout(None)
+            deadline = loop.time() + SAVE_TIMEOUT
             try:
                 async with scope:
-                    await self._write(latest(), "running", loop.time() + SAVE_TIMEOUT, final=False)
+                    if self.commit is not None:
+                        await self.commit.ready()
+                    await self._write(latest(), "running", deadline, final=False)
+                self._routine = None
+                await self.deliver(deadline)
             except TimeoutError:
                 if not scope.expired():
                     raise
@@ -322,6 +379,11 @@ class Writer:
             finally:
                 self._routine = None
                 self._idle.set()
+
+
+def commit_news(commit: Commit | None, draft: Any) -> bool:
+    """Whether a record must be written for the outbox even though the cursor is the same."""
+    return commit is not None and commit.news(draft)
 
 
 async def _wait(event: asyncio.Event, timeout: float | None) -> None:
