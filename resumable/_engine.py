@@ -116,7 +116,7 @@ class Job(Generic[C]):
         self._deadline: float | None = None
         self._detach: list[Detach] = []
         self._scoped = True
-        self._outbox: Outbox[Any] = Outbox(options.converter, self.request_save)
+        self._outbox: Outbox[Any] = Outbox(options.converter, self._outbox_full)
         self._outbox.limit(options.max_size)
         self._marking = options.sink is not None
         self._commit: Commit | None = None
@@ -303,6 +303,11 @@ class Job(Generic[C]):
         if self._end is None:
             self._end = End.MIGRATED
         self._stop()
+
+    def _outbox_full(self) -> None:
+        """The outbox holds its bound: save soon, and let the writer in at the next cursor."""
+        self.request_save()
+        self._due = 0.0
 
     def request_save(self) -> None:
         """Ask the writer to save the latest cursor soon (coalesced); returns at once."""

@@ -1,0 +1,307 @@
+"""The outbox: pushes are checked and buffered, outputs are committed with their cursor."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from resumable import (
+    CursorTypeError,
+    FileStore,
+    JsonLinesSink,
+    MemoryStore,
+    Outbox,
+    ResumableError,
+    StaleWriterError,
+    job,
+    resumable,
+)
+from resumable._outbox import ITEMS_PER_SAVE
+
+
+class ListSink:
+    """An in-memory sink that records each append."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.appends: list[int] = []
+
+    def __repr__(self) -> str:
+        return "ListSink()"
+
+    async def count(self) -> int:
+        return len(self.items)
+
+    async def read(self, start: int, limit: int) -> Sequence[Any]:
+        return self.items[start : start + limit]
+
+    async def append(self, items: Sequence[Any], start: int) -> None:
+        if start != len(self.items):
+            raise StaleWriterError(f"holds {len(self.items)}, not {start}")
+        self.items.extend(items)
+        self.appends.append(len(items))
+
+
+def lines(path: Path) -> list[Any]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@dataclasses.dataclass
+class Product:
+    name: str
+    seen: datetime
+
+
+async def test_push_checks_items_through_the_converter():
+    """Dataclasses and datetimes are stored as JSON; a non-JSON item raises at the push."""
+    sink = ListSink()
+    seen = datetime(2026, 1, 2, tzinfo=UTC)
+    async with job("check", cursor=0, store=MemoryStore(), sink=sink, triggers=[]) as j:
+        j.out.push(Product("a", seen))
+        j.out.push({"when": seen})
+        with pytest.raises(CursorTypeError, match="cannot store"):
+            j.out.push({"x": float("nan")})
+        with pytest.raises(CursorTypeError):
+            j.out.push(object())
+        j.advance(1)
+
+    assert [{"name": "a", "seen": seen.isoformat()}, {"when": seen.isoformat()}] == sink.items
+
+
+async def test_an_extend_that_raises_keeps_none_of_its_items():
+    """One bad item in extend() leaves the outbox as it was."""
+    sink = ListSink()
+    async with job("extend", cursor=0, store=MemoryStore(), sink=sink, triggers=[]) as j:
+        j.out.extend([1, 2])
+        with pytest.raises(CursorTypeError):
+            j.out.extend([3, float("inf"), 5])
+        j.advance(1)
+
+    assert [1, 2] == sink.items
+
+
+async def test_a_pushed_item_is_stored_as_it_was_at_the_push():
+    """Changing a dict after pushing it changes nothing in the sink."""
+    sink = ListSink()
+    async with job("copy", cursor=0, store=MemoryStore(), sink=sink, triggers=[]) as j:
+        item = {"n": 1}
+        j.out.push(item)
+        item["n"] = 2
+        j.advance(1)
+
+    assert [{"n": 1}] == sink.items
+
+
+async def test_items_after_the_last_cursor_are_delivered_when_the_run_completes():
+    """A completed run delivers everything pushed, even after its last yield."""
+    sink = ListSink()
+
+    @resumable(key="tail", store=MemoryStore(), sink=sink, triggers=[])
+    async def export(*, cursor: int = 0, out: Outbox[int]) -> AsyncIterator[int]:
+        out.push(1)
+        yield 1
+        out.push(2)
+
+    outcome = await export()
+
+    assert [1, 2] == sink.items
+    assert 2 == outcome.outputs
+
+
+async def test_items_after_the_last_cursor_are_dropped_when_the_run_fails():
+    """A failed run delivers what its last cursor covers, and nothing pushed after it."""
+    sink, store = ListSink(), MemoryStore()
+
+    @resumable(key="fails", store=store, sink=sink, triggers=[])
+    async def export(*, cursor: int = 0, out: Outbox[int]) -> AsyncIterator[int]:
+        out.push(1)
+        yield 1
+        out.push(2)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await export()
+
+    assert [1] == sink.items
+
+
+async def test_the_job_form_drops_the_tail_when_its_block_raises():
+    """In ``job``, items advanced past are delivered on an error; later ones are not."""
+    sink = ListSink()
+    with pytest.raises(RuntimeError):
+        async with job("jfail", cursor=0, store=MemoryStore(), sink=sink, triggers=[]) as j:
+            j.out.push("a")
+            j.advance(1)
+            j.out.push("b")
+            raise RuntimeError
+
+    assert ["a"] == sink.items
+
+
+async def test_a_failing_sink_is_retried_and_each_item_lands_once(tmp_path: Path):
+    """Appends that fail (one after writing half its lines) are retried; no line is doubled."""
+    path = tmp_path / "out.jsonl"
+
+    class Flaky(JsonLinesSink):
+        failures = 2
+
+        async def append(self, items: Sequence[Any], start: int) -> None:
+            if self.failures:
+                self.failures -= 1
+                await super().append(items[:1], start)
+                raise OSError("the disk hiccuped")
+            await super().append(items, start)
+
+    async with job("flaky", cursor=0, store=MemoryStore(), sink=Flaky(path), triggers=[]) as j:
+        j.out.extend(["a", "b", "c"])
+        j.advance(1)
+        await j.save()
+        j.out.push("d")
+        j.advance(2)
+
+    assert ["a", "b", "c", "d"] == lines(path)
+    assert 4 == (j.outcome.outputs if j.outcome else None)
+
+
+async def test_a_torn_last_line_is_cut_before_the_next_append(tmp_path: Path):
+    """A half-written line is not counted, and the next append replaces it."""
+    path = tmp_path / "out.jsonl"
+    path.write_text('{"a":1}\n{"a"')
+    sink = JsonLinesSink(path)
+
+    count = await sink.count()
+    await sink.append([{"a": 2}], 1)
+
+    assert 1 == count
+    assert [{"a": 1}, {"a": 2}] == lines(path)
+
+
+async def test_a_jsonl_append_at_the_wrong_position_writes_nothing(tmp_path: Path):
+    """Appending where the file does not stand raises StaleWriterError and leaves it alone."""
+    path = tmp_path / "out.jsonl"
+    sink = JsonLinesSink(path)
+    await sink.append([1, 2], 0)
+
+    with pytest.raises(StaleWriterError, match="holds 2 line"):
+        await sink.append([3], 1)
+
+    assert [1, 2] == lines(path)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "what"),
+    [
+        (lambda items: items.append({"n": 99}), "holds more"),
+        (lambda items: items.pop(), "holds fewer"),
+        (lambda items: items.clear(), "holds fewer"),
+    ],
+)
+async def test_a_sink_written_by_someone_else_stops_the_run_before_it_writes(
+    tmp_path: Path, tamper: Any, what: str
+):
+    """Fewer, more or other items than the record accounts for: an error naming both."""
+    store, sink = FileStore(tmp_path / "state"), ListSink()
+
+    @resumable(key="foreign", store=store, sink=sink, every=1, interval=None, triggers=[])
+    async def export(*, cursor: int = 0, out: Outbox[dict[str, int]]) -> AsyncIterator[int]:
+        for i in range(cursor, 3):
+            out.push({"n": i})
+            yield i + 1
+
+    await export()
+    tamper(sink.items)
+    before, record = list(sink.items), (tmp_path / "state" / "foreign.json").read_bytes()
+
+    with pytest.raises(ResumableError, match=f"ListSink\\(\\) of job 'foreign' {what}"):
+        await export()
+
+    assert before == sink.items
+    assert record == (tmp_path / "state" / "foreign.json").read_bytes()
+
+
+async def test_a_fenced_out_run_delivers_nothing():
+    """Once another run took the key over, the old run's save fails before its delivery."""
+    store, sink = MemoryStore(), ListSink()
+    with pytest.raises(StaleWriterError):
+        async with job("fence", cursor=0, store=store, sink=sink, triggers=[]) as old:
+            old.out.push("old-1")
+            old.advance(1)
+            await old.save()
+            async with job("fence", cursor=0, store=store, sink=sink, triggers=[]) as new:
+                new.out.push("new-2")
+                new.advance(2)
+            old.out.push("old-2")
+            old.advance(2)
+            await old.save()
+
+    assert ["old-1", "new-2"] == sink.items
+
+
+async def test_records_without_an_outbox_still_load_and_start_it(tmp_path: Path):
+    """A record written before outputs existed resumes; the sink's items count as delivered."""
+    path = tmp_path / "out.jsonl"
+    path.write_text('"earlier"\n')
+    store = MemoryStore()
+    async with job("old", cursor=0, store=store, triggers=[]) as j:
+        j.advance(5)
+    assert b"outbox" not in (await store.load("old") or b"")
+
+    async with job("old", cursor=0, store=store, sink=JsonLinesSink(path), triggers=[]) as j:
+        j.out.push("new")
+        j.advance(6)
+
+    assert ["earlier", "new"] == lines(path)
+    assert 5 == (j.outcome.resumed_from if j.outcome else None)
+
+
+async def test_the_outbox_asks_for_a_save_once_it_holds_its_bound():
+    """A long stretch of pushes is saved and delivered in batches, keeping the record small."""
+    sink, store = ListSink(), MemoryStore()
+
+    @resumable(key="bound", store=store, sink=sink, interval=None, triggers=[])
+    async def export(*, cursor: int = 0, out: Outbox[int]) -> AsyncIterator[int]:
+        for i in range(cursor, 5 * ITEMS_PER_SAVE):
+            out.push(i)
+            yield i + 1
+
+    outcome = await export()
+
+    assert list(range(5 * ITEMS_PER_SAVE)) == sink.items
+    assert len(sink.appends) >= 4
+    assert max(sink.appends) <= 2 * ITEMS_PER_SAVE
+    assert 5 * ITEMS_PER_SAVE == outcome.outputs
+
+
+async def test_the_default_sink_is_a_json_lines_file_beside_the_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Without sink=, a job that declares ``out`` writes ``.resumable/<key>.jsonl``."""
+    monkeypatch.chdir(tmp_path)
+
+    @resumable(key="dflt", store=MemoryStore(), triggers=[])
+    async def export(*, cursor: int = 0, out: Outbox[str]) -> AsyncIterator[int]:
+        out.push("x")
+        yield 1
+
+    await export()
+
+    assert ["x"] == lines(tmp_path / ".resumable" / "dflt.jsonl")
+
+
+async def test_a_job_that_never_uses_its_outbox_touches_no_sink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """No ``out`` parameter, no ``j.out``: no sink file and no outbox in the record."""
+    monkeypatch.chdir(tmp_path)
+    store = MemoryStore()
+    async with job("plain", cursor=0, store=store, triggers=[]) as j:
+        j.advance(1)
+
+    assert not (tmp_path / ".resumable").exists()
+    assert b"outbox" not in (await store.load("plain") or b"")
