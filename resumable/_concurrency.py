@@ -21,9 +21,10 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from resumable._errors import InvalidOptionError
+from resumable._outbox import Outbox
 
 __all__ = ["Watermark", "concurrently"]
 
@@ -95,6 +96,7 @@ def concurrently(
     *,
     start: int = 0,
     limit: int = 16,
+    out: Outbox[Any] | None = None,
 ) -> AsyncGenerator[int, None]:
     """Await ``worker(item)`` for the items from position *start* on, *limit* at a time.
 
@@ -117,10 +119,13 @@ def concurrently(
     finished after it stays pending in the watermark, one entry apiece, until it finishes.
 
     Args:
-        worker: Called once per item; its awaitable's result is ignored.
+        worker: Called once per item; its awaitable's result is its output when *out* is
+            given, and ignored otherwise.
         items: A sequence, or a sync or async iterable.
         start: The position to begin at, typically the cursor a job resumes from.
         limit: How many workers may be in flight at once.
+        out: The job's outbox: each worker's result is pushed into it, in item order, as
+            the watermark passes the item, so that the outputs are those of the cursor.
 
     Returns:
         An async generator of watermark values.
@@ -132,7 +137,7 @@ def concurrently(
         raise InvalidOptionError(f"limit must be at least 1 worker in flight, got {limit}")
     if start < 0:
         raise InvalidOptionError(f"start must be a position (0 or more), got {start}")
-    return _run(worker, items, start, limit)
+    return _run(worker, items, start, limit, out)
 
 
 async def _run(
@@ -140,9 +145,10 @@ async def _run(
     items: Iterable[T] | AsyncIterable[T],
     start: int,
     limit: int,
+    out: Outbox[Any] | None = None,
 ) -> AsyncGenerator[int, None]:
     """Drive the workers for `concurrently`, whose arguments have been checked."""
-    workers = _Workers(worker, start, limit)
+    workers = _Workers(worker, start, limit, keep=out is not None)
     reported = start
     try:
         async_items: AsyncIterator[T] | None = None
@@ -168,6 +174,9 @@ async def _run(
             # group: the consumer may take its time, be cancelled or close us, and the
             # finally below still owns the cleanup.
             if workers.watermark.value > reported:
+                if out is not None and workers.results is not None:
+                    results, passed = workers.results, range(reported, workers.watermark.value)
+                    out.extend([results.pop(position) for position in passed])
                 reported = workers.watermark.value
                 yield reported
             if exhausted and not workers.running:
@@ -199,12 +208,17 @@ class _Workers(Generic[T]):
         "_on_done",
         "_wakeup",
         "_worker",
+        "results",
         "running",
         "watermark",
     )
 
-    def __init__(self, worker: Callable[[T], Awaitable[object]], start: int, limit: int) -> None:
+    def __init__(
+        self, worker: Callable[[T], Awaitable[object]], start: int, limit: int, *, keep: bool
+    ) -> None:
         self._worker = worker
+        # With an outbox, each finished item's result waits here until the watermark passes it.
+        self.results: dict[int, object] | None = {} if keep else None
         self._limit = limit
         self._next = start
         self.watermark = Watermark(start)
@@ -285,10 +299,13 @@ class _Workers(Generic[T]):
         finished = self._finished
         running = self.running
         mark_done = self.watermark.done
+        results = self.results
         while finished:
             task = finished.popleft()
             position = running.pop(task)
-            task.result()
+            result = task.result()
+            if results is not None:
+                results[position] = result
             mark_done(position)
 
     async def close(self) -> None:

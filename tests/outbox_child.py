@@ -2,6 +2,9 @@
 
 Usage: python outbox_child.py STATE_DIR SINK_FILE N EVERY [KILL_AT]
 
+With OUTBOX_CHILD_CONCURRENT=1 in the environment the items run through
+``concurrently(..., limit=8, out=out)`` with random worker delays instead.
+
 Pushes one item (``{"n": i}``) per cursor for items 0..N-1 into a `JsonLinesSink`, with a
 `FileStore` in STATE_DIR and a save every EVERY cursors. Prints READY once it works.
 
@@ -18,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from resumable import FileStore, JsonLinesSink, Outbox, resumable
+from resumable import FileStore, JsonLinesSink, Outbox, concurrently, resumable
 from resumable._stores import Guard
 
 
@@ -75,6 +79,11 @@ class KillingSink(JsonLinesSink):
         self.points.at("after-delivery")
 
 
+async def work(i: int) -> dict[str, int]:
+    await asyncio.sleep(random.random() / 200)  # uneven: items finish out of order
+    return {"n": i}
+
+
 def main() -> None:
     state_dir, sink_file, n, every = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     points = Points(sys.argv[5] if len(sys.argv) > 5 else None)
@@ -89,6 +98,11 @@ def main() -> None:
     )
     async def export(*, cursor: int = 0, out: Outbox[dict[str, int]]) -> AsyncIterator[int]:
         print("START", cursor, flush=True)
+        if os.environ.get("OUTBOX_CHILD_CONCURRENT"):
+            print("READY", flush=True)
+            async for mark in concurrently(work, range(n), start=cursor, limit=8, out=out):
+                yield mark
+            return
         for i in range(cursor, n):
             out.push({"n": i})
             if i == cursor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -19,6 +20,7 @@ from resumable import (
     Outbox,
     ResumableError,
     StaleWriterError,
+    concurrently,
     job,
     resumable,
 )
@@ -305,3 +307,29 @@ async def test_a_job_that_never_uses_its_outbox_touches_no_sink(
 
     assert not (tmp_path / ".resumable").exists()
     assert b"outbox" not in (await store.load("plain") or b"")
+
+
+async def test_concurrently_pushes_results_in_item_order_as_the_watermark_passes():
+    """Workers finishing out of order; a failed run and its resume deliver each result once."""
+    sink, store = ListSink(), MemoryStore()
+    fail_at: list[int] = [37]
+
+    async def worker(i: int) -> int:
+        await asyncio.sleep((i * 7919 % 13) / 2000)
+        if i in fail_at:
+            raise RuntimeError(f"item {i}")
+        return i * 10
+
+    @resumable(key="conc", store=store, sink=sink, every=1, interval=None, triggers=[])
+    async def crawl(*, cursor: int = 0, out: Outbox[int]) -> AsyncIterator[int]:
+        async for mark in concurrently(worker, range(100), start=cursor, limit=8, out=out):
+            yield mark
+
+    with pytest.raises(RuntimeError, match="item 37"):
+        await crawl()
+    first = list(sink.items)
+    fail_at.clear()
+    await crawl()
+
+    assert [i * 10 for i in range(len(first))] == first
+    assert [i * 10 for i in range(100)] == sink.items

@@ -63,8 +63,13 @@ def test_a_kill_at_each_step_of_the_commit_protocol_delivers_each_item_once(
 
 
 @pytest.mark.slow
-def test_a_kill_9_soak_leaves_every_item_exactly_once_in_order(tmp_path: Path):
+@pytest.mark.parametrize("concurrent", [False, True], ids=["loop", "concurrently"])
+def test_a_kill_9_soak_leaves_every_item_exactly_once_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, concurrent: bool
+):
     """Thirty SIGKILLs a few ms into each run: each item once, in push order, all lines JSON."""
+    if concurrent:
+        monkeypatch.setenv("OUTBOX_CHILD_CONCURRENT", "1")
     rng = random.Random(13)
     state, sink = tmp_path / "state", tmp_path / "out.jsonl"
     n, kills = 3000, 0
@@ -93,7 +98,8 @@ def test_a_kill_9_soak_leaves_every_item_exactly_once_in_order(tmp_path: Path):
 
     items = lines(sink)
     duplicates = sum(count - 1 for count in Counter(items).values())
-    print(f"soak: {kills} kills, {len(items)} items, {duplicates} duplicates")
+    mode = "concurrently" if concurrent else "loop"
+    print(f"soak ({mode}): {kills} kills, {len(items)} items, {duplicates} duplicates")
 
     assert 30 == kills
     assert list(range(n)) == items
