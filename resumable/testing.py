@@ -23,6 +23,7 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 from resumable._decorator import JobFunction
 from resumable._engine import Job
+from resumable._errors import StaleWriterError
 from resumable._snapshot import frozen_copy
 from resumable._stores import Guard, MemoryStore, Store
 
@@ -95,6 +96,30 @@ class _CrashableStore:
         return await self.memory.keys()
 
 
+class _CrashableSink:
+    """An in-memory sink that takes no appends after the crash, like `_CrashableStore`."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.crashed = False
+
+    def __repr__(self) -> str:
+        return "Sink(<assert_resumes>)"
+
+    async def count(self) -> int:
+        return len(self.items)
+
+    async def read(self, start: int, limit: int) -> Sequence[Any]:
+        return self.items[start : start + limit]
+
+    async def append(self, items: Sequence[Any], start: int) -> None:
+        if self.crashed:
+            return
+        if start != len(self.items):
+            raise StaleWriterError(f"{self!r} holds {len(self.items)} items, not {start}")
+        self.items.extend(items)
+
+
 class _EffectLog:
     """Reads the user's effects as slices of one append-only log."""
 
@@ -152,14 +177,15 @@ class _Harness(Generic[C]):
         if fn.__name__ not in self.key:
             self.name += f" ({fn.__name__})"
 
-    def job(self, store: Store) -> Job[C]:
-        job, _ = self.base.with_options(store=store).make_job(
+    def job(self, store: Store, sink: _CrashableSink | None = None) -> Job[C]:
+        job, _ = self.base.with_options(store=store, sink=sink).make_job(
             *self.args, cursor=self.default, **self.kwargs
         )
         return job
 
-    def start(self, cursor: C) -> AsyncGenerator[C, None]:
-        return self.fn.__wrapped__(*self.args, cursor=cursor, **self.kwargs)
+    def start(self, job: Job[C]) -> AsyncGenerator[C, None]:
+        out = {"out": job.out} if self.fn.takes_outbox else {}
+        return self.fn.__wrapped__(*self.args, cursor=job.cursor, **self.kwargs, **out)
 
     def mark(self) -> int:
         return self.effects.mark() if self.effects is not None else 0
@@ -171,7 +197,15 @@ class _Harness(Generic[C]):
 class _Baseline(Generic[C]):
     """The uninterrupted run: its cursors, where it ended, and what it wrote between cursors."""
 
-    def __init__(self, cursors: list[C], final: C, written: list[object], marks: list[int]):
+    def __init__(
+        self,
+        cursors: list[C],
+        final: C,
+        written: list[object],
+        marks: list[int],
+        outputs: list[Any],
+    ):
+        self.outputs = outputs
         self.cursors = cursors
         self.final = final
         self.written = written
@@ -188,10 +222,11 @@ async def _uninterrupted(h: _Harness[C]) -> _Baseline[C]:
     cursors: list[C] = []
     start = h.mark()
     marks = [0]
-    job = h.job(MemoryStore())
+    sink = _CrashableSink()
+    job = h.job(MemoryStore(), sink)
     try:
         async with job:
-            generator = h.start(job.cursor)
+            generator = h.start(job)
             try:
                 async for cursor in generator:
                     job.advance(cursor)
@@ -205,22 +240,25 @@ async def _uninterrupted(h: _Harness[C]) -> _Baseline[C]:
     written = h.since(start)
     marks.append(len(written))
     assert job.outcome is not None
-    return _Baseline(cursors, job.outcome.cursor, written, marks)
+    return _Baseline(cursors, job.outcome.cursor, written, marks, sink.items)
 
 
-async def _crash(h: _Harness[C], base: _Baseline[C], k: int) -> tuple[MemoryStore, list[object]]:
+async def _crash(
+    h: _Harness[C], base: _Baseline[C], k: int, sink: _CrashableSink
+) -> tuple[MemoryStore, list[object]]:
     """Run the job until its k-th cursor is persisted and the work after it done, then crash.
 
-    Returns the store as the crash left it and what the run wrote before it crashed.
+    Returns the store as the crash left it and what the run wrote before it crashed; *sink*
+    holds the outputs delivered before it.
     """
     n = len(base.cursors)
     store = _CrashableStore()
     start = h.mark()
     written: list[object] = []
-    job = h.job(store)
+    job = h.job(store, sink)
     try:
         async with job:
-            generator = h.start(job.cursor)
+            generator = h.start(job)
             try:
                 i = 0
                 async for cursor in generator:
@@ -244,10 +282,10 @@ async def _crash(h: _Harness[C], base: _Baseline[C], k: int) -> tuple[MemoryStor
                         f"arguments, it ended after {i} cursors, but the first run yielded {n}."
                     )
                 written = h.since(start)
-                store.crashed = True
+                store.crashed = sink.crashed = True
             finally:
                 # After the crash: what still runs here never reaches the store or the results.
-                store.crashed = True
+                store.crashed = sink.crashed = True
                 await generator.aclose()
     except AssertionError:
         raise
@@ -271,7 +309,7 @@ def _explain_crash(h: _Harness[C], base: _Baseline[C], k: int) -> str:
 
 
 async def _resume(
-    h: _Harness[C], base: _Baseline[C], k: int, store: MemoryStore
+    h: _Harness[C], base: _Baseline[C], k: int, store: MemoryStore, sink: _CrashableSink
 ) -> tuple[list[C], C, list[object]]:
     """Resume the job on the store a crash at yield k left; check where it resumed from.
 
@@ -281,7 +319,8 @@ async def _resume(
     expected = base.cursors[k:]
     actual: list[C] = []
     start = h.mark()
-    job = h.job(store)
+    sink.crashed = False
+    job = h.job(store, sink)
     loaded: str | None = None
     try:
         async with job:
@@ -291,7 +330,7 @@ async def _resume(
                 # Stop a resumed run that goes past the end, or that yields without progress.
                 limit, steps = len(_progress(expected, persisted)) + 1, 2 * len(expected) + 10
                 progress, previous = 0, persisted
-                generator = h.start(job.cursor)
+                generator = h.start(job)
                 try:
                     async for cursor in generator:
                         job.advance(cursor)
@@ -398,6 +437,18 @@ def _check_effects(
         )
 
 
+def _check_outputs(h: _Harness[C], base: _Baseline[C], k: int, outputs: list[Any]) -> None:
+    if outputs != base.outputs:
+        raise AssertionError(
+            _explain_crash(h, base, k)
+            + f"  Its outputs were not delivered exactly once: the sink holds "
+            f"{_show_cursors(outputs)} ({len(outputs)} items), the uninterrupted run's "
+            f"{_show_cursors(base.outputs)} ({len(base.outputs)} items). Push outputs into "
+            "`out` before the yield of the cursor that covers them, and only there.\n"
+            f"  Reproduce just this crash with points=[{k}]."
+        )
+
+
 def _crash_points(points: int | Sequence[int] | None, n: int) -> list[int]:
     if points is None:
         return list(range(1, n + 1))
@@ -433,10 +484,12 @@ async def assert_resumes(
     done, crashes it there (what was not persisted is lost; its ``finally`` blocks run, but
     what they write is not counted), resumes it on what the crash left in the store, and
     checks that the resumed run yields exactly the uninterrupted run's remaining cursors and
-    ends where that run ended. A cursor equal to the one before it (a yield that made no
-    progress, such as an empty last page) is not counted, in either run. Every run uses a
-    fresh in-memory store and no timers or signal handlers; the store the job was declared
-    with is never touched. The job must be deterministic given its arguments and cursor:
+    ends where that run ended. A job with an outbox (an ``out`` parameter) delivers to a sink
+    of the check's own, and every crash point must end with each of the uninterrupted run's
+    outputs delivered exactly once, in order. A cursor equal to the one before it (a yield
+    that made no progress, such as an empty last page) is not counted, in either run. Every
+    run uses a fresh in-memory store and no timers or signal handlers; the store the job was
+    declared with is never touched. The job must be deterministic given its arguments and cursor:
     feed it fixed test data.
 
     Args:
@@ -469,9 +522,11 @@ async def assert_resumes(
             "arguments that give it some work"
         )
     for k in _crash_points(points, n):
-        store, crashed = await _crash(harness, base, k)
-        actual, final, resumed = await _resume(harness, base, k, store)
+        sink = _CrashableSink()
+        store, crashed = await _crash(harness, base, k, sink)
+        actual, final, resumed = await _resume(harness, base, k, store, sink)
         _check_cursors(harness, base, k, actual, final)
+        _check_outputs(harness, base, k, sink.items)
         if effects is not None:
             _check_effects(harness, base, k, crashed, resumed)
 

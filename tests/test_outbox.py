@@ -25,6 +25,7 @@ from resumable import (
     resumable,
 )
 from resumable._outbox import ITEMS_PER_SAVE
+from resumable.testing import assert_resumes
 
 
 class ListSink:
@@ -333,3 +334,25 @@ async def test_concurrently_pushes_results_in_item_order_as_the_watermark_passes
 
     assert [i * 10 for i in range(len(first))] == first
     assert [i * 10 for i in range(100)] == sink.items
+
+
+async def test_assert_resumes_checks_each_output_is_delivered_once():
+    """A job that pushes before its yield passes; one that pushes after it loses an item."""
+
+    @resumable(key="good", triggers=[])
+    async def good(*, cursor: int = 0, out: Outbox[int]) -> AsyncIterator[int]:
+        for i in range(cursor, 6):
+            out.push(i)
+            yield i + 1
+
+    @resumable(key="late", triggers=[])
+    async def late(*, cursor: int = 0, out: Outbox[int]) -> AsyncIterator[int]:
+        for i in range(cursor, 6):
+            yield i + 1
+            out.push(i)
+
+    await assert_resumes(good)
+    with pytest.raises(AssertionError, match="not delivered exactly once") as failure:
+        await assert_resumes(late)
+
+    assert "points=[1]" in str(failure.value)
