@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import cattrs
 
@@ -61,7 +61,14 @@ class Outbox(Generic[T]):
     written into the record with it and delivered to the sink once that record has
     landed. Items pushed after the last cursor are delivered when the run completes and
     dropped when it fails or is aborted (the re-run pushes them again).
+
+    Attributes:
+        GIVEN: A default for the ``out`` parameter that keeps type checkers from asking
+            callers for it (``out: Outbox[dict] = Outbox.GIVEN``); the run always passes
+            its own outbox.
     """
+
+    GIVEN: ClassVar[Any] = None
 
     __slots__ = (
         "_bytes",
