@@ -16,7 +16,6 @@ wrote the sink, and the run stops before writing anything to it.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import attrs
 
 from resumable._errors import ResumableError, StaleWriterError
-from resumable._outbox import Outbox, encode_json
+from resumable._outbox import Outbox, decode_json, encode_json
 from resumable._retry import retrying
 from resumable._sink import Sink
 
@@ -164,7 +163,7 @@ class Commit:
         raise self._foreign("keeps changing under the delivery")
 
     async def _append(self, deadline: float) -> int:
-        start, items = self._delivered or 0, [json.loads(t) for t in self._pending]
+        start, items = self._delivered or 0, decode_json(self._pending)
         await retrying(
             lambda: self.sink.append(items, start),
             deadline=deadline,
@@ -193,7 +192,7 @@ class Commit:
             got = got[1:]
         if len(got) > len(pending):
             raise self._foreign(f"holds more than the {delivered + len(pending)} item(s)")
-        if got != [json.loads(t) for t in pending[: len(got)]]:
+        if got != decode_json(pending[: len(got)]):
             raise self._foreign(f"holds other items after position {delivered} than the")
         if got:
             log.info(

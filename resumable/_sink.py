@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from resumable._errors import ResumableError, StaleWriterError
+from resumable._outbox import encode_json
 from resumable._stores._files import fsync_directory
 
 
@@ -80,7 +81,7 @@ class JsonLinesSink:
         Raises:
             StaleWriterError: The file holds another number of lines; nothing was written.
         """
-        payload = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
+        payload = "".join([encode_json(item) + "\n" for item in items])
         await asyncio.to_thread(self._append, payload.encode(), len(items), start)
 
     def _scan(self, data: bytes) -> tuple[int, int]:
