@@ -356,3 +356,21 @@ async def test_assert_resumes_checks_each_output_is_delivered_once():
         await assert_resumes(late)
 
     assert "points=[1]" in str(failure.value)
+
+
+async def test_the_job_form_starts_its_outbox_when_j_out_is_first_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """``j.out`` used after entry: the default sink gets the items, counted from its end."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".resumable").mkdir()
+    (tmp_path / ".resumable" / "late.jsonl").write_text('"before"\n')
+    store = MemoryStore()
+    async with job("late", cursor=0, store=store, triggers=[]) as j:
+        j.advance(1)
+        await j.save()
+        j.out.push("pushed")
+        j.advance(2)
+
+    assert ["before", "pushed"] == lines(tmp_path / ".resumable" / "late.jsonl")
+    assert 1 == (j.outcome.outputs if j.outcome else None)
