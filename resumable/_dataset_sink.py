@@ -25,7 +25,7 @@ class DatasetSink:
 
     def __init__(self, dataset: Any = None, *, name: str | None = None) -> None:
         if dataset is not None and name is not None:
-            raise ResumableError("DatasetSink takes a dataset or a name=, not both")
+            raise TypeError("DatasetSink takes a dataset or a name=, not both")
         self._dataset = dataset
         self._name = name
 
