@@ -20,6 +20,8 @@ from resumable._errors import ResumableError, StaleWriterError
 from resumable._outbox import encode_json
 from resumable._stores._files import fsync_directory
 
+_CHUNK = 1 << 20  # bytes read at a time when counting lines
+
 
 @runtime_checkable
 class Sink(Protocol):
@@ -84,31 +86,46 @@ class JsonLinesSink:
         payload = "".join([encode_json(item) + "\n" for item in items])
         await asyncio.to_thread(self._append, payload.encode(), len(items), start)
 
-    def _scan(self, data: bytes) -> tuple[int, int]:
-        return data.rfind(b"\n") + 1, data.count(b"\n")
+    def _scan(self, fd: int) -> tuple[int, int]:
+        """The end of the last complete line and the number of lines, read in chunks."""
+        end = lines = offset = 0
+        while chunk := os.pread(fd, _CHUNK, offset):
+            newlines = chunk.count(b"\n")
+            if newlines:
+                lines += newlines
+                end = offset + chunk.rfind(b"\n") + 1
+            offset += len(chunk)
+        return end, lines
 
     def _count(self) -> int:
         try:
-            data = self.path.read_bytes()
+            fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return 0
-        return self._scan(data)[1]
+        try:
+            return self._scan(fd)[1]
+        finally:
+            os.close(fd)
 
     def _read(self, start: int, limit: int) -> list[Any]:
+        items: list[Any] = []
         try:
-            data = self.path.read_bytes()
+            file = self.path.open("rb")
         except FileNotFoundError:
-            return []
-        lines = data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]
-        items = []
-        for number, line in enumerate(lines[start : start + limit], start + 1):
-            try:
-                items.append(json.loads(line))
-            except ValueError as exc:
-                raise ResumableError(
-                    f"Line {number} of {self.path} is not JSON ({exc}): the file was written "
-                    "by something else. Give the job a file of its own."
-                ) from exc
+            return items
+        with file:
+            for number, line in enumerate(file, 1):
+                if number <= start:
+                    continue
+                if len(items) >= limit or not line.endswith(b"\n"):
+                    break  # enough, or a line torn by a crash: not an item
+                try:
+                    items.append(json.loads(line))
+                except ValueError as exc:
+                    raise ResumableError(
+                        f"Line {number} of {self.path} is not JSON ({exc}): the file was "
+                        "written by something else. Give the job a file of its own."
+                    ) from exc
         return items
 
     def _append(self, payload: bytes, count: int, start: int) -> None:
@@ -122,7 +139,7 @@ class JsonLinesSink:
             if self._known is not None and self._known[0] == size:
                 end, lines = self._known
             else:
-                end, lines = self._scan(os.pread(fd, size, 0))
+                end, lines = self._scan(fd)
             if lines != start:
                 self._known = None
                 raise StaleWriterError(

@@ -178,10 +178,11 @@ async def test_a_torn_last_line_is_cut_before_the_next_append(tmp_path: Path):
     path.write_text('{"a":1}\n{"a"')
     sink = JsonLinesSink(path)
 
-    count = await sink.count()
+    count, read = await sink.count(), await sink.read(0, 10)
     await sink.append([{"a": 2}], 1)
 
-    assert 1 == count
+    assert (1, [{"a": 1}]) == (count, read)
+    assert [{"a": 2}] == await sink.read(1, 1)
     assert [{"a": 1}, {"a": 2}] == lines(path)
 
 
