@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from resumable import (
+    Controls,
     CursorTypeError,
     FileStore,
     JsonLinesSink,
@@ -375,3 +376,80 @@ async def test_the_job_form_starts_its_outbox_when_j_out_is_first_used(
 
     assert ["before", "pushed"] == lines(tmp_path / ".resumable" / "late.jsonl")
     assert 1 == (j.outcome.outputs if j.outcome else None)
+
+
+async def test_a_watcher_leaving_early_delivers_what_the_saved_cursor_covers():
+    """``aclose()`` after three cursors: their items are delivered, the next run adds the rest."""
+    sink, store = ListSink(), MemoryStore()
+
+    @resumable(key="watched", store=store, sink=sink, triggers=[])
+    async def export(*, cursor: int = 0, out: Outbox[int]) -> AsyncIterator[int]:
+        for i in range(cursor, 6):
+            out.push(i)
+            yield i + 1
+
+    run = export()
+    async for cursor in run:
+        if cursor == 3:
+            break
+    await run.aclose()
+    first = list(sink.items)
+    await export()
+
+    assert ([0, 1, 2], "aborted") == (first, run.outcome.status if run.outcome else None)
+    assert list(range(6)) == sink.items
+
+
+async def test_items_pushed_after_the_cut_are_never_delivered():
+    """Work cut by an abort past its grace: what it pushes and advances afterwards is dropped."""
+    sink = ListSink()
+    async with job("cut", cursor=0, store=MemoryStore(), sink=sink, triggers=[], grace=0) as j:
+        j.out.push("kept")
+        j.advance(1)
+        aborting = asyncio.ensure_future(j.abort())
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            j.out.push("after the cut")
+            j.advance(2)
+            raise
+    await aborting
+
+    assert (["kept"], 1, "aborted") == (
+        sink.items,
+        j.outcome.cursor if j.outcome else None,
+        j.outcome.status if j.outcome else None,
+    )
+
+
+class Grab:
+    """A trigger that hands the test the run's controls."""
+
+    controls: Controls
+
+    def attach(self, controls: Controls) -> Callable[[], None]:
+        self.controls = controls
+        return lambda: None
+
+
+async def test_a_generator_that_yields_after_the_cut_delivers_nothing_of_it():
+    """A job that swallows the cut's cancellation, pushes and yields: none of it is kept."""
+    sink, grab, started = ListSink(), Grab(), asyncio.Event()
+
+    @resumable(key="stubborn", store=MemoryStore(), sink=sink, triggers=[grab], grace=0)
+    async def export(*, cursor: int = 0, out: Outbox[str]) -> AsyncIterator[int]:
+        out.push("kept")
+        yield 1
+        try:
+            started.set()
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            out.push("after the cut")
+            yield 2
+
+    run = asyncio.ensure_future(export())
+    await started.wait()
+    await grab.controls.abort("test")
+    outcome = await run
+
+    assert (["kept"], 1, "aborted") == (sink.items, outcome.cursor, outcome.status)
