@@ -252,8 +252,10 @@ class Writer:
     async def deliver(self, deadline: float) -> None:
         """Deliver the outputs that the latest record holds and the sink does not yet.
 
-        Never inside a routine save's scope: an urgent save must not cut a delivery short
-        (a dataset push cut mid-flight may still land after the engine has read it back).
+        Only right after a write of this run landed (a run that was taken over finds out
+        there, and delivers nothing), and never inside a routine save's scope: an urgent
+        save must not cut a delivery short (a dataset push cut mid-flight may still land
+        after the engine has read it back).
         """
         if self.commit is not None:
             await self.commit.deliver(deadline)
@@ -310,7 +312,8 @@ class Writer:
                 if self.commit is not None:
                     await self.commit.ready()
                 wrote = await self._write(latest(), status, deadline, final=final)
-                await self.deliver(deadline)
+                if wrote:
+                    await self.deliver(deadline)
                 return wrote
         finally:
             self._urgent -= 1
@@ -361,9 +364,10 @@ class Writer:
                 async with scope:
                     if self.commit is not None:
                         await self.commit.ready()
-                    await self._write(latest(), "running", deadline, final=False)
+                    wrote = await self._write(latest(), "running", deadline, final=False)
                 self._routine = None
-                await self.deliver(deadline)
+                if wrote:
+                    await self.deliver(deadline)
             except TimeoutError:
                 if not scope.expired():
                     raise
