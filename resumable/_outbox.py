@@ -100,10 +100,12 @@ class Outbox(Generic[T]):
     __slots__ = (
         "_bytes",
         "_converter",
+        "_dropped",
         "_frozen",
         "_limit_bytes",
         "_limit_items",
         "_marked",
+        "_pushed",
         "_texts",
         "_wake",
     )
@@ -118,15 +120,20 @@ class Outbox(Generic[T]):
     ) -> None:
         self._converter = converter
         self._wake = wake
+        # Counts since the run began; each is written by one side only (pushed and marked by
+        # the job, dropped by the writer), so no lock is needed even across threads.
         self._texts: list[str] = []
+        self._pushed = 0
         self._marked = 0
+        self._dropped = 0
         self._frozen: int | None = None
         self._bytes = 0
         self._limit_bytes = size
         self._limit_items = items
 
     def __repr__(self) -> str:
-        return f"<Outbox holding {len(self._texts)} item(s), {self._marked} covered by a cursor>"
+        covered = self._marked - self._dropped
+        return f"<Outbox holding {len(self._texts)} item(s), {covered} covered by a cursor>"
 
     def __len__(self) -> int:
         """How many pushed items have not been taken into a record yet."""
@@ -150,6 +157,7 @@ class Outbox(Generic[T]):
             text = self._encode(item)
         texts = self._texts
         texts.append(text)
+        self._pushed += 1
         self._bytes += len(text)
         if self._bytes >= self._limit_bytes or len(texts) >= self._limit_items:
             self._wake()
@@ -162,6 +170,7 @@ class Outbox(Generic[T]):
         """
         texts = [self._encode(item) for item in items]
         self._texts.extend(texts)
+        self._pushed += len(texts)
         self._bytes += sum(map(len, texts))
         if self._bytes >= self._limit_bytes or len(self._texts) >= self._limit_items:
             self._wake()
@@ -186,7 +195,7 @@ class Outbox(Generic[T]):
 
     def mark(self) -> None:
         """Note that a cursor was reached: everything held so far belongs to it."""
-        self._marked = len(self._texts)
+        self._marked = self._pushed
 
     def freeze(self) -> None:
         """The work was cut: no item pushed from now on belongs to a persisted cursor."""
@@ -195,9 +204,9 @@ class Outbox(Generic[T]):
 
     def covered(self, *, everything: bool) -> int:
         """How many of the items held a save now takes (all of them when the run completed)."""
-        if everything and self._frozen is None:
-            return len(self._texts)
-        return self._marked if self._frozen is None else self._frozen
+        if self._frozen is not None:
+            return self._frozen - self._dropped
+        return (self._pushed if everything else self._marked) - self._dropped
 
     def peek(self, count: int) -> list[str]:
         """The JSON texts of the first *count* items held."""
@@ -207,7 +216,5 @@ class Outbox(Generic[T]):
         """Forget the first *count* items: a record that landed holds them now."""
         taken = self._texts[:count]
         del self._texts[:count]
+        self._dropped += count
         self._bytes -= sum(map(len, taken))
-        self._marked = max(0, self._marked - count)
-        if self._frozen is not None:
-            self._frozen = max(0, self._frozen - count)
