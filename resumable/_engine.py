@@ -202,13 +202,15 @@ class Job(Generic[C]):
         The loop under ``@resumable``: it pulls each cursor straight from the iterator and
         does nothing else per cursor unless something asked for attention.
         """
+        loop = self._drive_marking if self._marking else self._drive
+        await loop(cursors)
+
+    async def _drive(self, cursors: AsyncIterator[C]) -> None:
+        """`drive` for a job without an outbox."""
         # The count lives in a float local: an attribute write per cursor costs ~8 % more,
         # and CPython takes floats from a free list where every int past 256 is allocated.
         n = float(self.yields)
         try:
-            if self._marking:
-                n = await self._drive_marking(cursors, n)
-                return
             while not self.stopping:
                 if self._copying:
                     async for cursor in cursors:
@@ -238,23 +240,27 @@ class Job(Generic[C]):
             self.yields = int(n)
             self._left.set()
 
-    async def _drive_marking(self, cursors: AsyncIterator[C], n: float) -> float:
+    async def _drive_marking(self, cursors: AsyncIterator[C]) -> None:
         """`drive` for a job with an outbox: each cursor also marks the items it covers."""
         mark = self._outbox.mark
-        if self.stopping:
-            return n
-        async for cursor in cursors:
-            self.cursor = cursor
-            if self._copying:
-                self._snap = Raw(self._codec.raw(cursor))
-            mark()
-            n += 1.0
-            if n >= self._due:
-                self.yields = int(n)
-                if self._attend():
-                    break
-                await asyncio.sleep(0)  # let the writer run, even if the job never awaits
-        return n
+        n = float(self.yields)
+        try:
+            if self.stopping:
+                return
+            async for cursor in cursors:
+                self.cursor = cursor
+                if self._copying:
+                    self._snap = Raw(self._codec.raw(cursor))
+                mark()
+                n += 1.0
+                if n >= self._due:
+                    self.yields = int(n)
+                    if self._attend():
+                        return
+                    await asyncio.sleep(0)  # let the writer run, even if the job never awaits
+        finally:
+            self.yields = int(n)
+            self._left.set()
 
     async def watch(self, cursors: AsyncIterator[C]) -> AsyncGenerator[C, None]:
         """Like `drive`, but hand each cursor over once it has been recorded.
