@@ -242,7 +242,8 @@ class Job(Generic[C]):
 
     async def _drive_marking(self, cursors: AsyncIterator[C]) -> None:
         """`drive` for a job with an outbox: each cursor also marks the items it covers."""
-        mark = self._outbox.mark
+        box = self._outbox
+        mark = box.mark
         n = float(self.yields)
         try:
             if self.stopping:
@@ -257,7 +258,10 @@ class Job(Generic[C]):
                     self.yields = int(n)
                     if self._attend():
                         return
-                    await asyncio.sleep(0)  # let the writer run, even if the job never awaits
+                    if box.full:
+                        await self._writer.catch_up()
+                    else:
+                        await asyncio.sleep(0)  # let the writer run, even if the job never awaits
         finally:
             self.yields = int(n)
             self._left.set()
@@ -278,6 +282,8 @@ class Job(Generic[C]):
                 if self._work.cut:
                     return
                 self.advance(cursor)
+                if self._outbox.full:
+                    await self._writer.catch_up()
                 yield cursor
         finally:
             self._left.set()

@@ -193,6 +193,11 @@ class Outbox(Generic[T]):
         """Keep a batch far below the record's *max_size*."""
         self._limit_bytes = min(self._limit_bytes, max(1, max_size // 4))
 
+    @property
+    def full(self) -> bool:
+        """Whether the outbox holds twice its bound: the job must wait for a save."""
+        return self._bytes >= 2 * self._limit_bytes or len(self._texts) >= 2 * self._limit_items
+
     def mark(self) -> None:
         """Note that a cursor was reached: everything held so far belongs to it."""
         self._marked = self._pushed

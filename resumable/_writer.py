@@ -88,6 +88,7 @@ class Writer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._cycled = asyncio.Event()  # set each time a routine save attempt ends
 
     @property
     def busy(self) -> bool:
@@ -337,6 +338,21 @@ class Writer:
         """Ask for a routine save of the latest snapshot soon (coalesced)."""
         self._wake.set()
 
+    async def catch_up(self) -> None:
+        """Ask for a routine save and wait until an attempt has ended (or the saves stopped).
+
+        The back-pressure of a full outbox: the job waits here, at a cursor, rather than
+        push more than a record can hold.
+        """
+        task = self._loop_task
+        if task is None or task.done() or self._closed:
+            return
+        self._cycled.clear()
+        self.wake()
+        waiter = asyncio.ensure_future(self._cycled.wait())
+        await asyncio.wait([waiter, task], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+
     async def stop(self) -> None:
         """Stop the routine saves (an attempt in flight is abandoned)."""
         task, self._loop_task = self._loop_task, None
@@ -383,6 +399,7 @@ class Writer:
             finally:
                 self._routine = None
                 self._idle.set()
+                self._cycled.set()
 
 
 def commit_news(commit: Commit | None, draft: Any) -> bool:

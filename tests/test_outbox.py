@@ -453,3 +453,33 @@ async def test_a_generator_that_yields_after_the_cut_delivers_nothing_of_it():
     outcome = await run
 
     assert (["kept"], 1, "aborted") == (sink.items, outcome.cursor, outcome.status)
+
+
+async def test_a_slow_sink_holds_the_job_back_instead_of_overfilling_the_record():
+    """Pushing far faster than the sink takes: the job waits at its cursors, records stay
+    under max_size, and every item is delivered once."""
+
+    class SlowSink(ListSink):
+        async def append(self, items: Sequence[Any], start: int) -> None:
+            await asyncio.sleep(0.1)
+            await super().append(items, start)
+
+    class Sizes(MemoryStore):
+        largest = 0
+
+        async def save(self, key: str, data: bytes, *, guard: Any = None) -> None:
+            self.largest = max(self.largest, len(data))
+            await super().save(key, data, guard=guard)
+
+    sink, store = SlowSink(), Sizes()
+
+    @resumable(key="slow", store=store, sink=sink, triggers=[], interval=None, max_size=64_000)
+    async def export(*, cursor: int = 0, out: Outbox[dict[str, int]]) -> AsyncIterator[int]:
+        for i in range(cursor, 20_000):
+            out.push({"n": i})
+            yield i + 1
+
+    await export()
+
+    assert [{"n": i} for i in range(20_000)] == sink.items
+    assert store.largest <= 64_000
