@@ -20,9 +20,11 @@ from resumable._errors import (
     StoreError,
 )
 from resumable._job import job
+from resumable._outbox import Outbox
 from resumable._progress import Progress
 from resumable._record import Outcome, Record
 from resumable._run import Run
+from resumable._sink import JsonLinesSink, Sink
 from resumable._stores import FileStore, Guard, MemoryStore, Store
 from resumable._sync import SyncJob
 from resumable._triggers import Signals, Trigger
@@ -38,7 +40,9 @@ __all__ = [
     "Job",
     "JobDefinitionError",
     "JobFunction",
+    "JsonLinesSink",
     "MemoryStore",
+    "Outbox",
     "Outcome",
     "Progress",
     "Record",
@@ -46,6 +50,7 @@ __all__ = [
     "ResumableWarning",
     "Run",
     "Signals",
+    "Sink",
     "StaleWriterError",
     "Store",
     "StoreError",

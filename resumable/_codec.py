@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -111,6 +111,8 @@ def parse(data: bytes, key: str, store: object) -> dict[str, Any]:
             problems.append(f"{name} is {value!r}, not a whole number")
     if not isinstance(envelope.get("owner", ""), str):
         problems.append("owner is not a string")
+    if "outbox" in envelope and not _valid_outbox(envelope["outbox"]):
+        problems.append("outbox is not {'delivered': count, 'pending': [items]}")
     marker = envelope.get(FORMAT_MARKER)
     if isinstance(marker, int) and not isinstance(marker, bool) and marker > FORMAT_VERSION:
         raise NewerRecordError(
@@ -128,6 +130,18 @@ def parse(data: bytes, key: str, store: object) -> dict[str, Any]:
             f"{reset_hint(store, key)} or run the job with on_corrupt='quarantine'."
         )
     return envelope
+
+
+def _valid_outbox(field: object) -> bool:
+    if not isinstance(field, dict):
+        return False
+    delivered, pending = field.get("delivered"), field.get("pending")
+    return (
+        isinstance(delivered, int)
+        and not isinstance(delivered, bool)
+        and delivered >= 0
+        and isinstance(pending, list)
+    )
 
 
 def raw_record(envelope: Mapping[str, Any], key: str, store: object) -> Record[Any]:
@@ -232,12 +246,23 @@ class Codec(Generic[C]):
         return snapshot  # type: ignore[no-any-return]
 
     def encode(
-        self, snapshot: Any, *, status: Status, seq: int, owner: str, generation: int = 0
+        self,
+        snapshot: Any,
+        *,
+        status: Status,
+        seq: int,
+        owner: str,
+        generation: int = 0,
+        outbox: tuple[int, Sequence[str]] | None = None,
     ) -> bytes:
         """Serialize one record of a cursor (or of its `Raw` snapshot).
 
+        *outbox* is the count of outputs the sink held and the JSON texts of those pending
+        (`resumable._commit`); they are spliced in as they are, not encoded again.
+
         Raises:
-            CursorTypeError: The cursor cannot be serialized, or it is larger than ``max_size``.
+            CursorTypeError: The cursor cannot be serialized, or the record is larger than
+                ``max_size``.
         """
         raw = snapshot.data if isinstance(snapshot, Raw) else self.raw(snapshot)
         envelope = {
@@ -253,11 +278,20 @@ class Codec(Generic[C]):
         }
         data = _dumps(envelope)
         size = len(data)
-        if size > self.max_size:
+        if outbox is not None:
+            delivered, pending = outbox
+            data = b'%s,"outbox":{"delivered":%d,"pending":[%s]}}' % (
+                data[:-1],
+                delivered,
+                ",".join(pending).encode(),
+            )
+        if len(data) > self.max_size:
             raise CursorTypeError(
-                f"The cursor of job {self.key!r} serializes to {size} bytes, more than "
-                f"max_size={self.max_size}; it was not written to {self.store!r}. Keep the cursor "
-                "small (a position, not the data) or raise max_size= if the store takes it."
+                f"The record of job {self.key!r} serializes to {len(data)} bytes (its cursor "
+                f"{size}, its pending outputs the rest), more than max_size={self.max_size}; it "
+                f"was not written to {self.store!r}. Keep the cursor small (a position, not the "
+                "data) and push fewer outputs between two cursors, or raise max_size= if the "
+                "store takes it."
             )
         if size > self.warn_size and not self._warned:
             self._warned = True

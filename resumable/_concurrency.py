@@ -24,6 +24,7 @@ from collections.abc import (
 from typing import Any, Generic, TypeVar
 
 from resumable._errors import InvalidOptionError
+from resumable._outbox import Outbox
 
 __all__ = ["Watermark", "concurrently"]
 
@@ -95,6 +96,7 @@ def concurrently(
     *,
     start: int = 0,
     limit: int = 16,
+    out: Outbox[Any] | None = None,
 ) -> AsyncGenerator[int, None]:
     """Await ``worker(item)`` for the items from position *start* on, *limit* at a time.
 
@@ -122,10 +124,13 @@ def concurrently(
     finished after it stays pending in the watermark, one entry apiece, until it finishes.
 
     Args:
-        worker: Called once per item; its awaitable's result is ignored.
+        worker: Called once per item; its awaitable's result is its output when *out* is
+            given, and ignored otherwise.
         items: A sequence, or a sync or async iterable.
         start: The position to begin at, typically the cursor a job resumes from.
         limit: How many workers may be in flight at once.
+        out: The job's outbox: each worker's result is pushed into it, in item order, as
+            the watermark passes the item, so that the outputs are those of the cursor.
 
     Returns:
         An async generator of watermark values.
@@ -137,7 +142,7 @@ def concurrently(
         raise InvalidOptionError(f"limit must be at least 1 worker in flight, got {limit}")
     if start < 0:
         raise InvalidOptionError(f"start must be a position (0 or more), got {start}")
-    return _run(worker, items, start, limit)
+    return _run(worker, items, start, limit, None if out is None else out.push)
 
 
 async def _run(

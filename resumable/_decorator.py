@@ -49,6 +49,7 @@ class JobFunction(Generic[P, C]):
         options: JobOptions,
     ) -> None:
         self.cursor_type, self.default = _inspect(function)
+        self.takes_outbox = "out" in inspect.signature(function).parameters
         self.__wrapped__: Callable[..., AsyncGenerator[C, None]] = function  # type: ignore[assignment]
         functools.update_wrapper(self, function)
         self._key = key if key is not None else default_key(function)
@@ -122,6 +123,8 @@ class SyncJobFunction(JobFunction[P, C]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Outcome[C]:  # type: ignore[override]
         """Run the job to its end in the calling thread and return its `Outcome`."""
         job, rest = self.make_job(*args, **kwargs)
+        if self.takes_outbox:
+            rest["out"] = job.out
         generator_function: Callable[..., Iterator[C]] = self.__wrapped__  # type: ignore[assignment]
         return run_plain(job, lambda cursor: generator_function(*args, cursor=cursor, **rest))
 
@@ -221,8 +224,8 @@ def resumable(key: Any = None, **options: Unpack[Options]) -> Any:
         key: The state's key, or a function of the job's arguments returning it. Default:
             the function's qualified name.
         options: ``store``, ``every``, ``interval``, ``converter``, ``triggers``,
-            ``version``, ``upgrade``, ``on_corrupt``, ``warn_size``, ``max_size`` and
-            ``grace``, as `JobOptions` describes them.
+            ``version``, ``upgrade``, ``on_corrupt``, ``warn_size``, ``max_size``, ``grace``
+            and ``sink``, as `JobOptions` describes them.
 
     Raises:
         TypeError: The decorated object is not an async generator function with a

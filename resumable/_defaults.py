@@ -16,6 +16,7 @@ import attrs
 
 from resumable._options import Interval, JobOptions
 from resumable._progress import Progress
+from resumable._sink import JsonLinesSink, Sink
 from resumable._stores import FileStore, Store
 from resumable._triggers import Signals, Trigger
 
@@ -49,6 +50,22 @@ def default_store(store: Store | None) -> Store:
         return store
     actor = _actor_defaults()
     return actor[0] if actor is not None else FileStore(DEFAULT_DIRECTORY)
+
+
+def default_sink(key: str, sink: Sink | None) -> Sink:
+    """Return *sink*, or where the outputs of *key* go where the job runs.
+
+    Inside ``async with Actor:``, the Actor's default dataset; elsewhere
+    ``.resumable/<key>.jsonl``.
+    """
+    if sink is not None:
+        return sink
+    if "apify" in sys.modules:
+        integration: Any = importlib.import_module("resumable.apify")
+        if integration.actor_is_running():
+            dataset: Sink = integration.DatasetSink()
+            return dataset
+    return JsonLinesSink(f"{DEFAULT_DIRECTORY}/{key}.jsonl")
 
 
 def surroundings(options: JobOptions) -> Surroundings:

@@ -20,10 +20,12 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from resumable._codec import Codec
-from resumable._defaults import surroundings
-from resumable._errors import ResumableError, StaleWriterError
+from resumable._commit import Commit
+from resumable._defaults import default_sink, surroundings
+from resumable._errors import ResumableError, StaleWriterError, StoreError
 from resumable._feeding import Feeding
 from resumable._options import JobOptions
+from resumable._outbox import Outbox
 from resumable._phase import End, FinishedJobError, Phase
 from resumable._record import Outcome, Status
 from resumable._snapshot import Raw
@@ -55,6 +57,7 @@ class Job(Feeding[C]):
         yields: Cursors advanced in this run (under `drive`, published lazily: `refresh`).
         interval: Seconds between periodic saves, as resolved at start (``None``: none).
         outcome: How the run ended, once it has.
+        out: The run's `Outbox` (using it makes the job deliver outputs to its sink).
     """
 
     __slots__ = ()
@@ -92,6 +95,10 @@ class Job(Feeding[C]):
         self._deadline: float | None = None
         self._detach: list[Detach] = []
         self._scoped = True
+        self._outbox: Outbox[Any] = Outbox(options.converter, self._outbox_full)
+        self._outbox.limit(options.max_size)
+        self._marking = options.sink is not None
+        self._commit: Commit | None = None
         # The loop the engine runs on when the work runs in another thread (a plain generator).
         self._home: asyncio.AbstractEventLoop | None = None
         self._face: SyncJob[C] | None = None
@@ -102,6 +109,21 @@ class Job(Feeding[C]):
         return f"<Job {self.key!r} {self._phase.value} cursor={self.cursor!r} store={self.store!r}>"
 
     # -- life cycle ---------------------------------------------------------------------
+
+    @property
+    def out(self) -> Outbox[Any]:
+        """The run's outbox: what is pushed into it reaches the sink exactly once.
+
+        Raises:
+            FinishedJobError: The run has ended.
+        """
+        if self._phase is Phase.DONE:
+            raise self._unusable("out")
+        if not self._marking:
+            self._marking = True
+            if self._commit is not None:
+                self._commit.active = True
+        return self._outbox
 
     def session(self, *, scoped: bool, home: asyncio.AbstractEventLoop | None = None) -> Job[C]:
         """Enter this job with ``async with``; *scoped*: the entering task is the job's work.
@@ -140,11 +162,22 @@ class Job(Feeding[C]):
         self.store = where.store
         self.key = check_key(self.key, where.store)
         self._codec = self._options.codec(self.key, where.store, self._cursor_type)
+        key, sink = self.key, self._options.sink
+        self._commit = Commit(
+            key, self._outbox, lambda: default_sink(key, sink), active=self._marking
+        )
+        self._commit.store = where.store
         self._writer = Writer(
-            self.key, where.store, self._codec, quarantine=self._options.on_corrupt == "quarantine"
+            self.key,
+            where.store,
+            self._codec,
+            quarantine=self._options.on_corrupt == "quarantine",
+            commit=self._commit,
         )
         self._snap = Raw(self._codec.raw(self.cursor, "fresh-start"))
         record = await self._writer.claim(self._snap)
+        self._marking = self._commit.active
+        await self._deliver_pending()
         if record is not None:
             self.cursor = self.resumed_from = record.cursor
             self._snap = self._writer.persisted
@@ -173,6 +206,15 @@ class Job(Feeding[C]):
         if self._scoped:
             await self._work.enter()
         return self
+
+    async def _deliver_pending(self) -> None:
+        """Deliver what the record resumed from left pending; a sink failure waits for a save."""
+        assert self._commit is not None
+        deadline = asyncio.get_running_loop().time() + SAVE_TIMEOUT
+        try:
+            await self._commit.deliver(deadline)
+        except StoreError as exc:
+            log.warning("job %r: %s; the next save tries again", self.key, exc)
 
     async def __aexit__(
         self,
@@ -213,6 +255,7 @@ class Job(Feeding[C]):
                 resumed_from=self.resumed_from,
                 yields=self.yields,
                 saves=self._writer.saves,
+                outputs=self._commit.outputs if self._commit is not None else 0,
             )
             log.info(
                 "job %r: ended %s; the record holds cursor %r (%s, seq %d) after %d yields and "

@@ -30,7 +30,6 @@ class Feeding(Stops[C]):
     _every: int | None
     _next_every: float
     _checked: bool
-    _home: asyncio.AbstractEventLoop | None
 
     def advance(self, cursor: C) -> None:
         """Record that everything before *cursor* is done. O(1); never waits for I/O.
@@ -46,6 +45,8 @@ class Feeding(Stops[C]):
         self.cursor = cursor
         if self._copying:
             self._snap = Raw(self._codec.raw(cursor, "advanced"))
+        if self._marking:
+            self._outbox.mark()
         self.yields += 1
         if self.yields >= self._limit:  # an int, as `yields` is: the cheapest comparison
             self._attend()
@@ -84,6 +85,9 @@ class Feeding(Stops[C]):
         The loop under ``@resumable``: it pulls each cursor straight from the iterator and
         does nothing else per cursor unless something asked for attention.
         """
+        if self._marking:
+            await self._drive_marking(cursors)
+            return
         # The count lives in a float local: an attribute write per cursor costs ~8 % more,
         # and CPython takes floats from a free list where every int past 256 is allocated.
         n = float(self.yields)
@@ -117,12 +121,45 @@ class Feeding(Stops[C]):
             self.yields = int(n)
             self._left.set()
 
+    async def _drive_marking(self, cursors: AsyncIterator[C]) -> None:
+        """`drive` for a job with an outbox: each cursor also marks the items it covers."""
+        box = self._outbox
+        mark = box.mark
+        n = float(self.yields)
+        try:
+            if self.stopping:
+                return
+            async for cursor in cursors:
+                self.cursor = cursor
+                if self._copying:
+                    self._snap = Raw(self._codec.raw(cursor))
+                mark()
+                n += 1.0
+                if n >= self._due:
+                    self.yields = int(n)
+                    if self._attend():
+                        return
+                    if box.full:
+                        await self._writer.catch_up()
+                    else:
+                        await asyncio.sleep(0)  # the writer runs, even if the job never awaits
+        finally:
+            self.yields = int(n)
+            self._left.set()
+
     def drive_plain(self, cursors: Iterator[C]) -> None:
         """`drive` for a plain generator, in the thread the work runs in (see `SyncJob`).
 
         The engine's loop runs elsewhere: a stop shows up here as `stopping`, which is read
         again after each attention because the loop may have set it meanwhile.
         """
+        if self._marking:
+            self._drive_plain_marking(cursors)
+        else:
+            self._drive_plain(cursors)
+
+    def _drive_plain(self, cursors: Iterator[C]) -> None:
+        """`drive_plain` for a job without an outbox: the tight loop."""
         n = float(self.yields)
         try:
             while not self.stopping:
@@ -151,6 +188,20 @@ class Feeding(Stops[C]):
             if self._home is not None:  # the grace ends here, not after the generator's close
                 self._home.call_soon_threadsafe(self._left.set)
 
+    def _drive_plain_marking(self, cursors: Iterator[C]) -> None:
+        """`drive_plain` for a job with an outbox: each cursor marks the items it covers."""
+        try:
+            for cursor in cursors:
+                self.advance(cursor)
+                if self.stopping:
+                    return
+                if self._outbox.full and self._home is not None:
+                    # Back-pressure: wait, in this thread, for the writer to take a record.
+                    asyncio.run_coroutine_threadsafe(self._writer.catch_up(), self._home).result()
+        finally:
+            if self._home is not None:
+                self._home.call_soon_threadsafe(self._left.set)
+
     async def watch(self, cursors: AsyncIterator[C]) -> AsyncGenerator[C, None]:
         """Like `drive`, but hand each cursor over once it has been recorded.
 
@@ -167,6 +218,8 @@ class Feeding(Stops[C]):
                 if self._work.cut:
                     return
                 self.advance(cursor)
+                if self._outbox.full:
+                    await self._writer.catch_up()
                 yield cursor
         finally:
             self._left.set()

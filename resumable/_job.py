@@ -41,8 +41,8 @@ def job(key: str, cursor: C, *, cursor_type: Any = None, **options: Unpack[Optio
         cursor_type: The cursor's type, when it is not ``type(cursor)`` (required when the
             default is ``None``; ``None`` is then always storable).
         options: ``store``, ``every``, ``interval``, ``converter``, ``triggers``,
-            ``version``, ``upgrade``, ``on_corrupt``, ``warn_size``, ``max_size`` and
-            ``grace``, as `JobOptions` describes them (``grace``: the seconds the body
+            ``version``, ``upgrade``, ``on_corrupt``, ``warn_size``, ``max_size``, ``grace``
+            and ``sink``, as `JobOptions` describes them (``grace``: the seconds the body
             gets, after an abort or a signal, to see ``j.stopping`` and leave the block).
     """
     declared = JobOptions.of("job()", options)

@@ -16,6 +16,7 @@ import cattrs
 
 from resumable._codec import Codec, Upgrade, make_converter
 from resumable._errors import InvalidOptionError
+from resumable._sink import Sink
 from resumable._stores import Store
 from resumable._triggers import Trigger
 
@@ -61,6 +62,14 @@ def _one_of(*allowed: str) -> Any:
     return check
 
 
+def _sink(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, Sink):
+        raise InvalidOptionError(
+            f"sink= must be a Sink (count(), read(start, limit), append(items, start)), "
+            f"such as JsonLinesSink(path), not {value!r}"
+        )
+
+
 def _converter(value: cattrs.Converter | None) -> cattrs.Converter:
     return make_converter() if value is None else value
 
@@ -94,6 +103,7 @@ class Options(TypedDict, total=False):
     warn_size: int
     max_size: int
     grace: float
+    sink: Sink | None
 
 
 @attrs.frozen(kw_only=True)
@@ -119,6 +129,9 @@ class JobOptions:
         grace: Seconds the work in flight gets, after an abort or a signal, to reach its
             next yield (in the ``job`` form: to see ``j.stopping`` and leave the block)
             before it is cancelled.
+        sink: Where the outputs pushed into the job's outbox go. Default, once the outbox
+            is used: the Actor's default dataset inside ``async with Actor:``, else
+            ``JsonLinesSink(".resumable/<key>.jsonl")``.
     """
 
     store: Store | None = None
@@ -132,6 +145,7 @@ class JobOptions:
     warn_size: int = attrs.field(default=64 * 1024, validator=_positive_count)
     max_size: int = attrs.field(default=1024 * 1024, validator=_positive_count)
     grace: float = attrs.field(default=DEFAULT_GRACE, validator=_seconds(allow_zero=True))
+    sink: Sink | None = attrs.field(default=None, validator=_sink)
 
     @classmethod
     def of(cls, where: str, options: Options) -> JobOptions:

@@ -18,6 +18,7 @@ class JobMaker(Protocol[C]):
 
     __qualname__: str
     __wrapped__: Callable[..., AsyncGenerator[C, None]]
+    takes_outbox: bool
 
     def make_job(self, *args: Any, **kwargs: Any) -> tuple[Job[C], dict[str, Any]]:
         """Return the engine for a call, and the call's arguments minus ``cursor``."""
@@ -110,6 +111,8 @@ class Run(Coroutine[Any, Any, Outcome[C]]):
         self._started = True
         job, kwargs = self._function.make_job(*self._args, **self._kwargs)
         generator_function = self._function.__wrapped__
+        if self._function.takes_outbox:
+            kwargs["out"] = job.out
 
         def start(cursor: C) -> AsyncGenerator[C, None]:
             return generator_function(*self._args, cursor=cursor, **kwargs)

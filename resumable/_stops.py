@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from resumable._codec import Codec
 from resumable._errors import ResumableError, StaleWriterError
 from resumable._options import JobOptions
+from resumable._outbox import Outbox
 from resumable._phase import End, FinishedJobError, Phase
 from resumable._record import Status
 from resumable._work import Work
@@ -38,6 +39,7 @@ class Stops(Generic[C]):
         "_advanced",
         "_checked",
         "_codec",
+        "_commit",
         "_copying",
         "_cursor_type",
         "_deadline",
@@ -50,9 +52,11 @@ class Stops(Generic[C]):
         "_home",
         "_left",
         "_limit",
+        "_marking",
         "_next_every",
         "_open",
         "_options",
+        "_outbox",
         "_phase",
         "_scoped",
         "_snap",
@@ -90,6 +94,9 @@ class Stops(Generic[C]):
     _deadline: float | None
     _codec: Codec[C]
     _writer: Writer
+    _outbox: Outbox[Any]
+    _marking: bool
+    _home: asyncio.AbstractEventLoop | None
 
     def _latest(self) -> Any:
         """The snapshot a save writes now: the cursor at the cut, the copy, or the cursor."""
@@ -124,6 +131,14 @@ class Stops(Generic[C]):
         if self._end is None:
             self._end = End.MIGRATED
         self._stop()
+
+    def _outbox_full(self) -> None:
+        """The outbox holds its bound: save soon, and let the writer in at the next cursor."""
+        if self._home is not None:  # pushed from a plain generator's thread
+            self._home.call_soon_threadsafe(self.request_save)
+        else:
+            self.request_save()
+        self._attend_at(0.0)
 
     def request_save(self) -> None:
         """Ask the writer to save the latest cursor soon (coalesced); returns at once."""
@@ -218,6 +233,7 @@ class Stops(Generic[C]):
         if self._phase in (Phase.RUNNING, Phase.STOPPING) and not self._work.cut:
             log.info("job %r: %s; cancelling it", self.key, why)
             self._taking = False
+            self._outbox.freeze()
             self._work.cut_now(self._latest())
 
     def _fail(self, exc: ResumableError) -> None:

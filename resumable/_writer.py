@@ -18,22 +18,16 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
-from resumable._codec import Codec, KeptRecordError, parse
-from resumable._errors import (
-    CorruptStateError,
-    CursorTypeError,
-    ResumableError,
-    StaleWriterError,
-    StoreError,
-)
+from resumable._claim import take_over
+from resumable._codec import Codec, parse
+from resumable._commit import Commit, Draft
+from resumable._errors import CursorTypeError, ResumableError, StaleWriterError, StoreError
 from resumable._record import Record, Status
-from resumable._retry import Conflict, retrying
-from resumable._snapshot import Raw
-from resumable._stores import Change, Store, max_key_length
+from resumable._retry import retrying
+from resumable._stores import Store
 
 log = logging.getLogger("resumable")
 
@@ -60,17 +54,26 @@ class Writer:
         status: The status of the latest write.
     """
 
-    def __init__(self, key: str, store: Store, codec: Codec[Any], *, quarantine: bool) -> None:
+    def __init__(
+        self,
+        key: str,
+        store: Store,
+        codec: Codec[Any],
+        *,
+        quarantine: bool,
+        commit: Commit | None = None,
+    ) -> None:
         self.key = key
         self.store = store
         self.codec = codec
+        self.commit = commit
+        self.quarantine = quarantine
         self.owner = owner_id()
         self.seq = 0
         self.generation = 0
         self.saves = 0
         self.persisted: Any = None
         self.status: Status = "running"
-        self._quarantine_bad = quarantine
         self._closed = False
         self._urgent = 0
         self._urgent_lock = asyncio.Lock()
@@ -81,6 +84,7 @@ class Writer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._cycled = asyncio.Event()  # set each time a routine save attempt ends
 
     @property
     def busy(self) -> bool:
@@ -95,7 +99,7 @@ class Writer:
     # -- claiming ---------------------------------------------------------------------
 
     async def claim(self, fresh: Any) -> Record[Any] | None:
-        """Load the key's record and take ownership of it in one guarded write.
+        """Load the key's record and take ownership of it (see `resumable._claim`).
 
         Args:
             fresh: The snapshot to write on a fresh start.
@@ -104,62 +108,14 @@ class Writer:
             The record the run resumes from, or ``None`` on a fresh start.
         """
         deadline = asyncio.get_running_loop().time() + CLAIM_TIMEOUT
-        return await retrying(
-            lambda: self._claim_once(fresh, deadline),
+        taken = await retrying(
+            lambda: take_over(self, fresh, deadline),
             deadline=deadline,
             describe=lambda: f"Taking ownership of job {self.key!r} in {self.store!r}",
         )
-
-    async def _claim_once(self, fresh: Any, deadline: float) -> Record[Any] | None:
-        taken: list[tuple[Record[Any] | None, Any, int, int]] = []
-
-        def claim(current: bytes | None) -> bytes:
-            """Make the record that takes the key over from what the key holds now."""
-            taken.clear()
-            if current is None:
-                record, snapshot, seq, generation = None, fresh, 0, 0
-            else:
-                record = self.codec.decode(current)
-                snapshot = Raw(self.codec.raw(record.cursor, "resumed"))
-                seq = record.seq
-                generation = parse(current, self.key, self.store).get("generation", 0)
-            taken.append((record, snapshot, seq, generation))
-            return self.codec.encode(
-                snapshot, status="running", seq=seq + 1, owner=self.owner, generation=generation + 1
-            )
-
-        try:
-            await self._update(claim)
-        except KeptRecordError:
-            raise
-        except (CorruptStateError, CursorTypeError) as exc:
-            if not self._quarantine_bad:
-                raise
-            data = await self.load()
-            if data is not None:
-                await self._quarantine(data, exc, deadline)
-            raise Conflict from exc  # claim again, now from a fresh start
-        record, snapshot, seq, generation = taken[0]
-        self.seq, self.generation, self.saves = seq + 1, generation + 1, self.saves + 1
-        self.persisted, self.status = snapshot, "running"
-        return record
-
-    async def _update(self, change: Change) -> None:
-        """Read, change and write the key's record in one atomic step where the store can."""
-        update: Callable[[str, Change], Awaitable[None]] | None = getattr(
-            self.store, "update", None
-        )
-        if update is not None:
-            await update(self.key, change)
-            return
-        current = await self.load()
-        data = change(current)
-
-        def unchanged(now: bytes | None) -> None:
-            if now != current:
-                raise Conflict
-
-        await self.store.save(self.key, data, guard=unchanged)
+        self.seq, self.generation, self.saves = taken.seq, taken.generation, self.saves + 1
+        self.persisted, self.status = taken.snapshot, "running"
+        return taken.record
 
     async def load(self) -> bytes | None:
         """Load the key's record bytes, checking that the store kept to its protocol."""
@@ -174,45 +130,31 @@ class Writer:
             "store adapter."
         )
 
-    async def _quarantine(self, data: bytes, exc: Exception, deadline: float) -> None:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        suffix = f".corrupt-{stamp}"
-        aside = self.key[: max_key_length(self.store) - len(suffix)] + suffix
-        await retrying(
-            lambda: self.store.save(aside, data),
-            deadline=deadline,
-            describe=lambda: f"Moving the record of job {self.key!r} aside in {self.store!r}",
-        )
-        await self.store.delete(self.key)
-        log.warning(
-            "job %r: the stored record was unusable (%s); it was moved to key %r in %r, "
-            "and the job starts fresh",
-            self.key,
-            exc,
-            aside,
-            self.store,
-        )
-
     # -- writing ----------------------------------------------------------------------
 
     async def _write(self, snapshot: Any, status: Status, deadline: float, *, final: bool) -> bool:
-        """Write *snapshot* with *status* unless the store holds exactly that already."""
-        if snapshot is self.persisted and status == self.status:
+        """Write *snapshot* with *status* unless the store holds exactly that already.
+
+        With an outbox, the record also takes the outputs covered by *snapshot*, and once it
+        has landed they are delivered to the sink (`resumable._commit`).
+        """
+        commit = self.commit
+        draft = commit.draft(everything=status == "completed") if commit is not None else None
+        unchanged = snapshot is self.persisted and status == self.status
+        if unchanged and not (commit is not None and commit.news(draft)):
             return False
         seq = self.seq + 1
         unstorable: CursorTypeError | None = None
         try:
-            data = self.codec.encode(
-                snapshot, status=status, seq=seq, owner=self.owner, generation=self.generation
-            )
+            data = self._encode(snapshot, status, seq, draft)
         except CursorTypeError as exc:
             if not final:
                 raise
-            # The last save still records that the run failed, at the last good cursor.
+            # The last save still records that the run failed, at the last good cursor,
+            # without the outputs of the cursor it could not store.
             unstorable, snapshot, status = exc, self.persisted, "failed"
-            data = self.codec.encode(
-                snapshot, status=status, seq=seq, owner=self.owner, generation=self.generation
-            )
+            draft = commit.draft(everything=False, take=False) if commit is not None else None
+            data = self._encode(snapshot, status, seq, draft)
         await retrying(
             lambda: self.store.save(self.key, data, guard=self._guard),
             deadline=deadline,
@@ -220,9 +162,33 @@ class Writer:
         )
         self.seq, self.saves, self.persisted, self.status = seq, self.saves + 1, snapshot, status
         log.debug("job %r: saved seq %d (%s)", self.key, seq, status)
+        if commit is not None:
+            commit.landed(draft)
         if unstorable is not None:
+            await self.deliver(deadline)
             raise unstorable
         return True
+
+    def _encode(self, snapshot: Any, status: Status, seq: int, draft: Draft | None) -> bytes:
+        return self.codec.encode(
+            snapshot,
+            status=status,
+            seq=seq,
+            owner=self.owner,
+            generation=self.generation,
+            outbox=draft.field() if draft is not None else None,
+        )
+
+    async def deliver(self, deadline: float) -> None:
+        """Deliver the outputs that the latest record holds and the sink does not yet.
+
+        Only right after a write of this run landed (a run that was taken over finds out
+        there, and delivers nothing), and never inside a routine save's scope: an urgent
+        save must not cut a delivery short (a dataset push cut mid-flight may still land
+        after the engine has read it back).
+        """
+        if self.commit is not None:
+            await self.commit.deliver(deadline)
 
     async def _check_ownership(self, deadline: float) -> None:
         """With nothing new to write, still find out soon whether another run took over.
@@ -270,7 +236,7 @@ class Writer:
     async def urgent(
         self, latest: Callable[[], Any], status: Status, deadline: float, *, final: bool = False
     ) -> bool:
-        """Write the latest snapshot now, ahead of any routine save.
+        """Write the latest snapshot now, ahead of any routine save, then deliver its outputs.
 
         After the final save nothing writes: later requests return ``False``.
 
@@ -289,7 +255,12 @@ class Writer:
                 if self._routine is not None:
                     self._routine.reschedule(asyncio.get_running_loop().time())
                 await self._idle.wait()
-                return await self._write(latest(), status, deadline, final=final)
+                if self.commit is not None:
+                    await self.commit.ready()
+                wrote = await self._write(latest(), status, deadline, final=final)
+                if wrote:
+                    await self.deliver(deadline)
+                return wrote
         finally:
             self._urgent -= 1
             if not self._urgent:
@@ -311,6 +282,21 @@ class Writer:
     def wake(self) -> None:
         """Ask for a routine save of the latest snapshot soon (coalesced)."""
         self._wake.set()
+
+    async def catch_up(self) -> None:
+        """Ask for a routine save and wait until an attempt has ended (or the saves stopped).
+
+        The back-pressure of a full outbox: the job waits here, at a cursor, rather than
+        push more than a record can hold.
+        """
+        task = self._loop_task
+        if task is None or task.done() or self._closed:
+            return
+        self._cycled.clear()
+        self.wake()
+        waiter = asyncio.ensure_future(self._cycled.wait())
+        await asyncio.wait([waiter, task], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
 
     async def stop(self) -> None:
         """Stop the routine saves (an attempt in flight is abandoned)."""
@@ -334,11 +320,17 @@ class Writer:
                 return
             self._idle.clear()
             scope = self._routine = asyncio.timeout(None)
+            deadline = loop.time() + SAVE_TIMEOUT
             try:
                 async with scope:
-                    deadline = loop.time() + SAVE_TIMEOUT
-                    if not await self._write(latest(), "running", deadline, final=False):
+                    if self.commit is not None:
+                        await self.commit.ready()
+                    wrote = await self._write(latest(), "running", deadline, final=False)
+                    if not wrote:
                         await self._check_ownership(deadline)
+                self._routine = None
+                if wrote:  # outside the scope: an urgent save never cuts a delivery short
+                    await self.deliver(deadline)
             except TimeoutError:
                 if not scope.expired():
                     raise
@@ -354,6 +346,7 @@ class Writer:
             finally:
                 self._routine = None
                 self._idle.set()
+                self._cycled.set()
 
 
 async def _wait(event: asyncio.Event, timeout: float | None) -> None:

@@ -27,6 +27,7 @@ LAST_LINE = {
     "changing_cursor.py": "no row was exported twice: version 2 began at page 4",
     "concurrent_crawl.py": "of them twice, none lost",
     "csv_to_jsonl.py": "500 of 500 rows in the output, each exactly once",
+    "custom_sink.py": "the table holds orders [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]: each once",
     "custom_store.py": "second run: resumed from 6, completed",
     "sigterm_worker.py": "next pod: completed at task 30, resumed from 13",
 }

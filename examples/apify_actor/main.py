@@ -5,7 +5,8 @@ after every item. Inside ``async with Actor:``, ``@resumable`` keeps that cursor
 run's default key-value store (record ``items``) and listens to the platform's events: on
 ``migrating`` it saves the latest cursor at once and takes no new item; when the platform
 starts the run again on another server, the loop continues from the saved cursor. Only
-items after that cursor can run twice; none is skipped.
+items after that cursor can run twice; none is skipped. The records go through the job's
+outbox, so each reaches the default dataset exactly once, saved with its cursor.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import AsyncIterator
 
 from apify import Actor
 
-from resumable import resumable
+from resumable import Outbox, resumable
 
 
 async def main() -> None:
@@ -26,10 +27,12 @@ async def main() -> None:
         delay = int(actor_input.get("delayMillis", 1000)) / 1000
 
         @resumable(key="items")
-        async def process(*, cursor: int = 0) -> AsyncIterator[int]:
+        async def process(
+            *, cursor: int = 0, out: Outbox[dict[str, int]] = Outbox.GIVEN
+        ) -> AsyncIterator[int]:
             for item in range(cursor, items):
                 await asyncio.sleep(delay)  # the real work: fetch a page, call an API...
-                await Actor.push_data({"item": item, "square": item * item})
+                out.push({"item": item, "square": item * item})  # to the dataset, once
                 yield item + 1
 
         outcome = await process()
@@ -40,5 +43,6 @@ async def main() -> None:
         )
         Actor.log.info(
             f"Run {outcome.status} at item {outcome.cursor} of {items}, resumed {start}; "
-            f"{outcome.yields} items in this run, {outcome.saves} state writes."
+            f"{outcome.yields} items in this run, {outcome.saves} state writes, "
+            f"{outcome.outputs} dataset items."
         )

@@ -33,10 +33,18 @@ except ImportError as _missing:  # pragma: no cover - exercised only without the
         'pip install "resumable[apify]"'
     ) from _missing
 
+from resumable.apify._dataset_sink import DatasetSink
 from resumable.apify._defaults import actor_defaults
 from resumable.apify._events import ApifyEvents
 from resumable.apify._sdk import actor_is_running
 from resumable.apify._status import ApifyStatus
 from resumable.apify._store import ApifyStore
 
-__all__ = ["ApifyEvents", "ApifyStatus", "ApifyStore", "actor_defaults", "actor_is_running"]
+__all__ = [
+    "ApifyEvents",
+    "ApifyStatus",
+    "ApifyStore",
+    "DatasetSink",
+    "actor_defaults",
+    "actor_is_running",
+]

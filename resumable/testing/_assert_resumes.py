@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from resumable._decorator import JobFunction
 from resumable.testing._harness import (
     Baseline,
+    CrashableSink,
     EffectLog,
     Effects,
     Harness,
@@ -119,6 +120,18 @@ def _check_effects(
         )
 
 
+def _check_outputs(h: Harness[C], base: Baseline[C], k: int, outputs: list[Any]) -> None:
+    if outputs != base.outputs:
+        raise AssertionError(
+            explain_crash(h, base, k)
+            + f"  Its outputs were not delivered exactly once: the sink holds "
+            f"{show_cursors(outputs)} ({len(outputs)} items), the uninterrupted run's "
+            f"{show_cursors(base.outputs)} ({len(base.outputs)} items). Push outputs into "
+            "`out` before the yield of the cursor that covers them, and only there.\n"
+            f"  Reproduce just this crash with points=[{k}]."
+        )
+
+
 def _crash_points(points: int | Sequence[int] | None, n: int) -> list[int]:
     if points is None:
         return list(range(1, n + 1))
@@ -154,11 +167,13 @@ async def assert_resumes(
     done, crashes it there (what was not persisted is lost; its ``finally`` blocks run, but
     what they write is not counted), resumes it on what the crash left in the store, and
     checks that the resumed run yields exactly the uninterrupted run's remaining cursors and
-    ends where that run ended. A cursor equal to the one before it (a yield that made no
-    progress, such as an empty last page) is not counted, in either run. Every run uses a
-    fresh in-memory store and no timers or signal handlers; the store the job was declared
-    with is never touched. The job must be deterministic given its arguments and cursor:
-    feed it fixed test data.
+    ends where that run ended. A job with an outbox (an ``out`` parameter) delivers to a sink
+    of the check's own, and every crash point must end with each of the uninterrupted run's
+    outputs delivered exactly once, in order. A cursor equal to the one before it (a yield
+    that made no progress, such as an empty last page) is not counted, in either run. Every
+    run uses a fresh in-memory store and no timers or signal handlers; the store the job
+    was declared with is never touched. The job must be deterministic given its arguments
+    and cursor: feed it fixed test data.
 
     Args:
         fn: A function decorated with ``@resumable``.
@@ -190,8 +205,10 @@ async def assert_resumes(
             "arguments that give it some work"
         )
     for k in _crash_points(points, n):
-        store, crashed = await crash(harness, base, k)
-        actual, final, resumed = await resume(harness, base, k, store)
+        sink = CrashableSink()
+        store, crashed = await crash(harness, base, k, sink)
+        actual, final, resumed = await resume(harness, base, k, store, sink)
         _check_cursors(harness, base, k, actual, final)
+        _check_outputs(harness, base, k, sink.items)
         if effects is not None:
             _check_effects(harness, base, k, crashed, resumed)

@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 from resumable._decorator import JobFunction
 from resumable._engine import Job
+from resumable._errors import StaleWriterError
 from resumable._snapshot import frozen_copy
 from resumable._stores import Guard, MemoryStore, Store
 
@@ -68,6 +69,30 @@ class CrashableStore:
         return await self.memory.keys()
 
 
+class CrashableSink:
+    """An in-memory sink that takes no appends after the crash, like `CrashableStore`."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.crashed = False
+
+    def __repr__(self) -> str:
+        return "Sink(<assert_resumes>)"
+
+    async def count(self) -> int:
+        return len(self.items)
+
+    async def read(self, start: int, limit: int) -> Sequence[Any]:
+        return self.items[start : start + limit]
+
+    async def append(self, items: Sequence[Any], start: int) -> None:
+        if self.crashed:
+            return
+        if start != len(self.items):
+            raise StaleWriterError(f"{self!r} holds {len(self.items)} items, not {start}")
+        self.items.extend(items)
+
+
 class EffectLog:
     """Reads the user's effects as slices of one append-only log."""
 
@@ -107,15 +132,16 @@ class Harness(Generic[C]):
         if fn.__name__ not in self.key:
             self.name += f" ({fn.__name__})"
 
-    def job(self, store: Store) -> Job[C]:
-        job, _ = self.base.with_options(store=store).make_job(
+    def job(self, store: Store, sink: CrashableSink | None = None) -> Job[C]:
+        job, _ = self.base.with_options(store=store, sink=sink).make_job(
             *self.args, cursor=self.default, **self.kwargs
         )
         return job
 
-    def start(self, cursor: C) -> AsyncGenerator[C, None]:
+    def start(self, job: Job[C]) -> AsyncGenerator[C, None]:
+        out = {"out": job.out} if self.fn.takes_outbox else {}
         made: AsyncGenerator[C, None] | Generator[C, Any, Any] = self.fn.__wrapped__(
-            *self.args, cursor=cursor, **self.kwargs
+            *self.args, cursor=job.cursor, **self.kwargs, **out
         )
         if isinstance(made, Generator):
             return pulled(made)  # a plain generator's cursors are the same, pulled in turn
@@ -140,7 +166,15 @@ async def pulled(generator: Generator[C, Any, Any]) -> AsyncGenerator[C, None]:
 class Baseline(Generic[C]):
     """The uninterrupted run: its cursors, where it ended, and what it wrote between cursors."""
 
-    def __init__(self, cursors: list[C], final: C, written: list[object], marks: list[int]):
+    def __init__(
+        self,
+        cursors: list[C],
+        final: C,
+        written: list[object],
+        marks: list[int],
+        outputs: list[Any],
+    ):
+        self.outputs = outputs
         self.cursors = cursors
         self.final = final
         self.written = written
@@ -157,10 +191,11 @@ async def uninterrupted(h: Harness[C]) -> Baseline[C]:
     cursors: list[C] = []
     start = h.mark()
     marks = [0]
-    job = h.job(MemoryStore())
+    sink = CrashableSink()
+    job = h.job(MemoryStore(), sink)
     try:
         async with job:
-            generator = h.start(job.cursor)
+            generator = h.start(job)
             try:
                 async for cursor in generator:
                     job.advance(cursor)
@@ -174,22 +209,25 @@ async def uninterrupted(h: Harness[C]) -> Baseline[C]:
     written = h.since(start)
     marks.append(len(written))
     assert job.outcome is not None
-    return Baseline(cursors, job.outcome.cursor, written, marks)
+    return Baseline(cursors, job.outcome.cursor, written, marks, sink.items)
 
 
-async def crash(h: Harness[C], base: Baseline[C], k: int) -> tuple[MemoryStore, list[object]]:
+async def crash(
+    h: Harness[C], base: Baseline[C], k: int, sink: CrashableSink
+) -> tuple[MemoryStore, list[object]]:
     """Run the job until its k-th cursor is persisted and the work after it done, then crash.
 
-    Returns the store as the crash left it and what the run wrote before it crashed.
+    Returns the store as the crash left it and what the run wrote before it crashed; *sink*
+    holds the outputs delivered before it.
     """
     n = len(base.cursors)
     store = CrashableStore()
     start = h.mark()
     written: list[object] = []
-    job = h.job(store)
+    job = h.job(store, sink)
     try:
         async with job:
-            generator = h.start(job.cursor)
+            generator = h.start(job)
             try:
                 i = 0
                 async for cursor in generator:
@@ -213,10 +251,10 @@ async def crash(h: Harness[C], base: Baseline[C], k: int) -> tuple[MemoryStore, 
                         f"arguments, it ended after {i} cursors, but the first run yielded {n}."
                     )
                 written = h.since(start)
-                store.crashed = True
+                store.crashed = sink.crashed = True
             finally:
                 # After the crash: what still runs here never reaches the store or the results.
-                store.crashed = True
+                store.crashed = sink.crashed = True
                 await generator.aclose()
     except AssertionError:
         raise
@@ -240,7 +278,7 @@ def explain_crash(h: Harness[C], base: Baseline[C], k: int) -> str:
 
 
 async def resume(
-    h: Harness[C], base: Baseline[C], k: int, store: MemoryStore
+    h: Harness[C], base: Baseline[C], k: int, store: MemoryStore, sink: CrashableSink
 ) -> tuple[list[C], C, list[object]]:
     """Resume the job on the store a crash at yield k left; check where it resumed from.
 
@@ -250,7 +288,8 @@ async def resume(
     expected = base.cursors[k:]
     actual: list[C] = []
     start = h.mark()
-    job = h.job(store)
+    sink.crashed = False
+    job = h.job(store, sink)
     loaded: str | None = None
     try:
         async with job:
@@ -263,7 +302,7 @@ async def resume(
                     2 * len(expected) + 10,
                 )
                 progress, previous = 0, persisted
-                generator = h.start(job.cursor)
+                generator = h.start(job)
                 try:
                     async for cursor in generator:
                         job.advance(cursor)

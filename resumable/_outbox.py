@@ -1,0 +1,225 @@
+"""`Outbox`: where a job pushes its outputs, to be delivered with the cursor that covers them.
+
+A push only checks the item and keeps its JSON text: no I/O. The engine marks, at each
+cursor, how many of the items held belong to it (everything pushed before it), and a save
+takes exactly those into the record before delivering them (`resumable._commit`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+import cattrs
+
+from resumable._errors import CursorTypeError
+
+T = TypeVar("T")
+
+ITEMS_PER_SAVE = 1000
+"""The outbox asks for a save once it holds this many items ..."""
+
+BYTES_PER_SAVE = 256 * 1024
+"""... or this many bytes of JSON, whichever comes first (capped at a quarter of max_size)."""
+
+# One encoder, built once: `json.dumps` with options builds a new encoder at every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
+
+
+def _refuse(value: object) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# The C encoder under `json`, called directly: the `JSONEncoder.encode` wrapper around it
+# costs more than encoding a small item. No circular-reference markers: a cycle ends in a
+# RecursionError, which the push reports like any other unstorable item.
+_make_c_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE: Callable[[Any, int], Any] | None = None
+if _make_c_encoder is not None:
+    _C_ENCODE = _make_c_encoder(
+        *(None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    )
+
+
+def encode_json(value: Any) -> str:
+    """Return the JSON text of a JSON value, in the one form records and outboxes use.
+
+    Raises:
+        TypeError: *value* holds something that is not a JSON value.
+        ValueError: *value* holds NaN or an infinity.
+    """
+    if _C_ENCODE is not None:
+        return "".join(_C_ENCODE(value, 0))
+    return _ENCODER.encode(value)
+
+
+def decode_json(texts: Sequence[str]) -> list[Any]:
+    """Return the values of many JSON texts, parsed in one call."""
+    return list(json.loads("[" + ",".join(texts) + "]")) if texts else []
+
+
+def encode_item(item: Any, converter: cattrs.Converter) -> str:
+    """Return the JSON text *item* is stored and delivered as.
+
+    Plain JSON values are encoded as they are; anything else (attrs classes, dataclasses,
+    datetimes, or plain containers holding them) goes through *converter* first.
+
+    Raises:
+        Exception: Whatever the converter or the encoder raised: the item cannot be stored.
+    """
+    if type(item) in _PLAIN:
+        try:
+            text = encode_json(item)
+        except TypeError:
+            text = encode_json(converter.unstructure(item))
+    else:
+        text = encode_json(converter.unstructure(item))
+    text.encode()  # a lone surrogate encodes to JSON but not to the UTF-8 a record is
+    return text
+
+
+class Outbox(Generic[T]):
+    """What a job pushes its outputs into; they reach the sink exactly once.
+
+    A job function gets it as its ``out`` keyword parameter (``j.out`` in the ``job``
+    form). Items pushed before the job yields a cursor belong to that cursor: they are
+    written into the record with it and delivered to the sink once that record has
+    landed. Items pushed after the last cursor are delivered when the run completes and
+    dropped when it fails or is aborted (the re-run pushes them again).
+
+    Attributes:
+        GIVEN: A default for the ``out`` parameter that keeps type checkers from asking
+            callers for it (``out: Outbox[dict] = Outbox.GIVEN``); the run always passes
+            its own outbox.
+    """
+
+    GIVEN: ClassVar[Any] = None
+
+    __slots__ = (
+        "_bytes",
+        "_converter",
+        "_dropped",
+        "_frozen",
+        "_limit_bytes",
+        "_limit_items",
+        "_marked",
+        "_pushed",
+        "_texts",
+        "_wake",
+    )
+
+    def __init__(
+        self,
+        converter: cattrs.Converter,
+        wake: Callable[[], None],
+        *,
+        items: int = ITEMS_PER_SAVE,
+        size: int = BYTES_PER_SAVE,
+    ) -> None:
+        self._converter = converter
+        self._wake = wake
+        # Counts since the run began; each is written by one side only (pushed and marked by
+        # the job, dropped by the writer), so no lock is needed even across threads.
+        self._texts: list[str] = []
+        self._pushed = 0
+        self._marked = 0
+        self._dropped = 0
+        self._frozen: int | None = None
+        self._bytes = 0
+        self._limit_bytes = size
+        self._limit_items = items
+
+    def __repr__(self) -> str:
+        covered = self._marked - self._dropped
+        return f"<Outbox holding {len(self._texts)} item(s), {covered} covered by a cursor>"
+
+    def __len__(self) -> int:
+        """How many pushed items have not been taken into a record yet."""
+        return len(self._texts)
+
+    def push(self, item: T) -> None:
+        """Add *item* to the outputs. Never blocks on I/O.
+
+        Raises:
+            CursorTypeError: The item cannot be turned into JSON by the job's converter.
+        """
+        # The common case inline (a plain JSON value, the C encoder): this is the hot path.
+        text = None
+        if _C_ENCODE is not None and type(item) in _PLAIN:
+            try:
+                text = "".join(_C_ENCODE(item, 0))
+                text.encode()
+            except (TypeError, ValueError, UnicodeEncodeError):
+                text = None
+        if text is None:
+            text = self._encode(item)
+        texts = self._texts
+        texts.append(text)
+        self._pushed += 1
+        self._bytes += len(text)
+        if self._bytes >= self._limit_bytes or len(texts) >= self._limit_items:
+            self._wake()
+
+    def extend(self, items: Iterable[T]) -> None:
+        """Add every item of *items*, in order; if one cannot be stored, none is added.
+
+        Raises:
+            CursorTypeError: An item cannot be turned into JSON by the job's converter.
+        """
+        texts = [self._encode(item) for item in items]
+        self._texts.extend(texts)
+        self._pushed += len(texts)
+        self._bytes += sum(map(len, texts))
+        if self._bytes >= self._limit_bytes or len(self._texts) >= self._limit_items:
+            self._wake()
+
+    def _encode(self, item: object) -> str:
+        try:
+            return encode_item(item, self._converter)
+        except Exception as exc:
+            raise CursorTypeError(
+                f"The outbox cannot store {item!r} ({type(item).__name__}): "
+                f"{type(exc).__name__}: {exc}. Push values that the job's cattrs converter "
+                "turns into JSON (dicts and lists of JSON values, attrs classes, dataclasses, "
+                "datetimes; no NaN or infinity), or pass a converter that knows the type with "
+                "converter=."
+            ) from exc
+
+    # -- for the engine ---------------------------------------------------------------
+
+    def limit(self, max_size: int) -> None:
+        """Keep a batch far below the record's *max_size*."""
+        self._limit_bytes = min(self._limit_bytes, max(1, max_size // 4))
+
+    @property
+    def full(self) -> bool:
+        """Whether the outbox holds twice its bound: the job must wait for a save."""
+        return self._bytes >= 2 * self._limit_bytes or len(self._texts) >= 2 * self._limit_items
+
+    def mark(self) -> None:
+        """Note that a cursor was reached: everything held so far belongs to it."""
+        self._marked = self._pushed
+
+    def freeze(self) -> None:
+        """The work was cut: no item pushed from now on belongs to a persisted cursor."""
+        if self._frozen is None:
+            self._frozen = self._marked
+
+    def covered(self, *, everything: bool) -> int:
+        """How many of the items held a save now takes (all of them when the run completed)."""
+        if self._frozen is not None:
+            return self._frozen - self._dropped
+        return (self._pushed if everything else self._marked) - self._dropped
+
+    def peek(self, count: int) -> list[str]:
+        """The JSON texts of the first *count* items held."""
+        return self._texts[:count]
+
+    def drop(self, count: int) -> None:
+        """Forget the first *count* items: a record that landed holds them now."""
+        taken = self._texts[:count]
+        del self._texts[:count]
+        self._dropped += count
+        self._bytes -= sum(map(len, taken))

@@ -1,0 +1,162 @@
+"""Sinks: where a job's outputs are delivered. The `Sink` protocol and `JsonLinesSink`.
+
+A sink is an append-only sequence of JSON values that the engine can read back. Positions
+count items from 0. The engine records how many items the sink held when it last delivered,
+and checks on every resume, from the items themselves, how much of its pending batch the
+sink already holds, so that a delivery cut short is completed without duplicating one item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from resumable._errors import ResumableError, StaleWriterError
+from resumable._outbox import encode_json
+from resumable._stores._files import fsync_directory
+
+_CHUNK = 1 << 20  # bytes read at a time when counting lines
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """The protocol an output destination implements.
+
+    Items are JSON values (what ``json.loads`` returns). Only one job writes a sink.
+    """
+
+    async def count(self) -> int:
+        """Return how many items the sink holds."""
+        ...
+
+    async def read(self, start: int, limit: int) -> Sequence[Any]:
+        """Return up to *limit* items from position *start* on, in order (fewer at the end)."""
+        ...
+
+    async def append(self, items: Sequence[Any], start: int) -> None:
+        """Add *items* at the end, in order, durably before returning.
+
+        *start* is the position the first item takes, i.e. how many items the sink should
+        hold before the append. A sink that can check it atomically raises
+        `StaleWriterError` when it holds another number, and appends nothing; the engine
+        then reads what the sink holds and delivers only what is missing.
+        """
+        ...
+
+
+class JsonLinesSink:
+    """One JSON document a line in a local file, appended and fsynced.
+
+    Crash-safe: a line cut short by a crash is not counted, and the next append cuts it off.
+    Appends hold an exclusive ``flock`` on the file and check the position under it, so two
+    processes never both deliver a batch.
+
+    Args:
+        path: The file (created with its directory when missing).
+        fsync: Make every append durable before it returns (turn off only in tests).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self._fsync = fsync
+        self._known: tuple[int, int] | None = None  # (bytes of complete lines, lines) last seen
+
+    def __repr__(self) -> str:
+        return f"JsonLinesSink({str(self.path)!r})"
+
+    async def count(self) -> int:
+        """Return the number of complete lines in the file."""
+        return await asyncio.to_thread(self._count)
+
+    async def read(self, start: int, limit: int) -> list[Any]:
+        """Return the items of up to *limit* complete lines from line *start* on."""
+        return await asyncio.to_thread(self._read, start, limit)
+
+    async def append(self, items: Sequence[Any], start: int) -> None:
+        """Append *items*, one line each, if the file holds *start* complete lines.
+
+        Raises:
+            StaleWriterError: The file holds another number of lines; nothing was written.
+        """
+        payload = "".join([encode_json(item) + "\n" for item in items])
+        await asyncio.to_thread(self._append, payload.encode(), len(items), start)
+
+    def _scan(self, fd: int) -> tuple[int, int]:
+        """The end of the last complete line and the number of lines, read in chunks."""
+        end = lines = offset = 0
+        while chunk := os.pread(fd, _CHUNK, offset):
+            newlines = chunk.count(b"\n")
+            if newlines:
+                lines += newlines
+                end = offset + chunk.rfind(b"\n") + 1
+            offset += len(chunk)
+        return end, lines
+
+    def _count(self) -> int:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return 0
+        try:
+            return self._scan(fd)[1]
+        finally:
+            os.close(fd)
+
+    def _read(self, start: int, limit: int) -> list[Any]:
+        items: list[Any] = []
+        try:
+            file = self.path.open("rb")
+        except FileNotFoundError:
+            return items
+        with file:
+            for number, line in enumerate(file, 1):
+                if number <= start:
+                    continue
+                if len(items) >= limit or not line.endswith(b"\n"):
+                    break  # enough, or a line torn by a crash: not an item
+                try:
+                    items.append(json.loads(line))
+                except ValueError as exc:
+                    raise ResumableError(
+                        f"Line {number} of {self.path} is not JSON ({exc}): the file was "
+                        "written by something else. Give the job a file of its own."
+                    ) from exc
+        return items
+
+    def _append(self, payload: bytes, count: int, start: int) -> None:
+        created = not self.path.exists()
+        if created:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            if self._known is not None and self._known[0] == size:
+                end, lines = self._known
+            else:
+                end, lines = self._scan(fd)
+            if lines != start:
+                self._known = None
+                raise StaleWriterError(
+                    f"{self!r} holds {lines} line(s), not the {start} expected: another "
+                    "process wrote it. Nothing was appended."
+                )
+            if end != size:
+                os.ftruncate(fd, end)  # the torn last line of an append that a crash cut short
+            view = memoryview(payload)
+            offset = end
+            while view:
+                written = os.pwrite(fd, view, offset)
+                view, offset = view[written:], offset + written
+            if self._fsync:
+                os.fsync(fd)
+            self._known = (offset, lines + count)
+        finally:
+            os.close(fd)
+        if created and self._fsync:
+            fsync_directory(self.path.parent)
