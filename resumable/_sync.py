@@ -18,6 +18,7 @@ from resumable._defaults import surroundings
 from resumable._errors import InvalidOptionError
 from resumable._loop_thread import LoopThread
 from resumable._options import JobOptions
+from resumable._outbox import Outbox
 from resumable._record import Outcome
 from resumable._stores import Store
 
@@ -39,6 +40,9 @@ class Engine(Protocol[C]):
 
     @property
     def saves(self) -> int: ...
+
+    @property
+    def out(self) -> Outbox[Any]: ...
 
     @property
     def persisted(self) -> C: ...
@@ -123,6 +127,11 @@ class SyncJob(Generic[C]):
     def yields(self) -> int:
         """Cursors advanced in this run."""
         return self._job.yields
+
+    @property
+    def out(self) -> Outbox[Any]:
+        """The run's outbox: what is pushed into it reaches the sink exactly once."""
+        return self._job.out
 
     @property
     def saves(self) -> int:

@@ -19,7 +19,9 @@ from resumable import (
     Controls,
     FileStore,
     InvalidOptionError,
+    JsonLinesSink,
     MemoryStore,
+    Outbox,
     Signals,
     Store,
     SyncJob,
@@ -399,3 +401,42 @@ def test_a_cursor_advanced_after_the_grace_is_not_persisted():
         record_of(store, "late")["status"],
         record_of(store, "late")["cursor"],
     )
+
+
+def test_a_plain_generator_delivers_its_outputs_exactly_once(tmp_path: Path):
+    """`out` works in a plain generator: every item reaches the sink once, across a run
+    that fails half-way and the run that resumes it."""
+    sink = JsonLinesSink(tmp_path / "out.jsonl")
+    store = FileStore(tmp_path / "state")
+    fail_at = [5]
+
+    @resumable(key="rows", store=store, sink=sink, every=1, triggers=[])
+    def rows(*, cursor: int = 0, out: Outbox[dict[str, int]]) -> Iterator[int]:
+        for i in range(cursor, 10):
+            if i == fail_at[0]:
+                fail_at[0] = -1
+                raise RuntimeError("the job fails half-way")
+            out.push({"row": i})
+            yield i + 1
+
+    with pytest.raises(RuntimeError):
+        rows()  # type: ignore[call-arg]
+    outcome = rows()  # type: ignore[call-arg]
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+
+    assert ("completed", 10) == (outcome.status, outcome.cursor)
+    assert [{"row": i} for i in range(10)] == lines
+
+
+def test_with_job_pushes_through_j_out(tmp_path: Path):
+    """The plain `with job(...)` form has `j.out` too."""
+    sink = JsonLinesSink(tmp_path / "out.jsonl")
+    with job("plain-out", 0, store=MemoryStore(), sink=sink, triggers=[]) as j:
+        for i in range(3):
+            j.out.push({"n": i})
+            j.advance(i + 1)
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+
+    assert [{"n": 0}, {"n": 1}, {"n": 2}] == lines
+    assert j.outcome is not None
+    assert 3 == j.outcome.outputs
