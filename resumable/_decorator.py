@@ -49,7 +49,9 @@ class JobFunction(Generic[P, C]):
         options: JobOptions,
     ) -> None:
         self.cursor_type, self.default = _inspect(function)
-        self.takes_outbox = "out" in inspect.signature(function).parameters
+        # The outbox goes to a keyword-only `out` (after `*`); a positional `out` is the job's own.
+        out = inspect.signature(function).parameters.get("out")
+        self.takes_outbox = out is not None and out.kind is inspect.Parameter.KEYWORD_ONLY
         self.__wrapped__: Callable[..., AsyncGenerator[C, None]] = function  # type: ignore[assignment]
         functools.update_wrapper(self, function)
         self._key = key if key is not None else default_key(function)
