@@ -42,16 +42,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from resumable import FileStore, Guard, MemoryStore, resumable  # noqa: E402
-from resumable._cloud_standins import (  # noqa: E402
+from resumable._controls import Controls  # noqa: E402
+from resumable._triggers import Detach, Trigger  # noqa: E402
+from resumable.cloud import PreemptionNotice  # noqa: E402
+from resumable.testing import (  # noqa: E402
     AwsMetadata,
     AzureMetadata,
     BlackHole,
     GcpMetadata,
     MetadataServer,
 )
-from resumable._controls import Controls  # noqa: E402
-from resumable._triggers import Detach, Trigger  # noqa: E402
-from resumable.cloud import PreemptionNotice  # noqa: E402
 
 PROVIDERS = ("aws", "gcp", "azure")
 CADENCE = {"aws": 5.0, "gcp": 0.05, "azure": 1.0}

@@ -18,18 +18,18 @@ import pytest
 from helpers import wait_until
 
 from resumable import FileStore, Guard, InvalidOptionError, resumable
-from resumable._cloud_standins import (
+from resumable._stores import Change
+from resumable.cloud import Notice, PreemptionNotice
+from resumable.cloud._aws import Aws
+from resumable.cloud._gcp import Gcp
+from resumable.cloud._http import request
+from resumable.testing import (
     AwsMetadata,
     AzureMetadata,
     BlackHole,
     GcpMetadata,
     MetadataServer,
 )
-from resumable._stores import Change
-from resumable.cloud import Notice, PreemptionNotice
-from resumable.cloud._aws import Aws
-from resumable.cloud._gcp import Gcp
-from resumable.cloud._http import request
 
 STAND_INS: dict[str, Callable[[], MetadataServer]] = {
     "aws": AwsMetadata,

@@ -4,7 +4,10 @@
 that it carries on exactly where the uninterrupted run went. `FailingStore` wraps a store and
 makes it fail on purpose, to test what a job does when its store is down. The pytest plugin
 that installing resumable registers offers both as fixtures (``memory_store``,
-``failing_store``).
+``failing_store``). `AwsMetadata`, `GcpMetadata` and `AzureMetadata` are stand-ins of the
+clouds' metadata services on 127.0.0.1, speaking each one's protocol, to test a job's
+`resumable.cloud.PreemptionNotice` without a cloud (`BlackHole` is an address that never
+answers).
 
 With the ``apify`` extra installed, `ActorProcess` runs your unmodified Actor in a child
 process against `PlatformEvents` (a stand-in of the Apify platform's events websocket on
@@ -16,6 +19,13 @@ again and read its dataset and key-value store (also the ``actor_process`` and
 from __future__ import annotations
 
 from resumable.testing._assert_resumes import Effects, assert_resumes
+from resumable.testing._cloud import (
+    AwsMetadata,
+    AzureMetadata,
+    BlackHole,
+    GcpMetadata,
+    MetadataServer,
+)
 from resumable.testing._failing_store import FailingStore, Operation
 
 try:
@@ -26,6 +36,16 @@ except ImportError:  # pragma: no cover - the apify extra brings the SDK and web
 else:
     _HAVE_PLATFORM = True
 
-__all__ = ["Effects", "FailingStore", "Operation", "assert_resumes"]
+__all__ = [
+    "AwsMetadata",
+    "AzureMetadata",
+    "BlackHole",
+    "Effects",
+    "FailingStore",
+    "GcpMetadata",
+    "MetadataServer",
+    "Operation",
+    "assert_resumes",
+]
 if _HAVE_PLATFORM:
     __all__ += ["ActorProcess", "PlatformEvents", "use_stand_in"]
