@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from resumable._stores._base import Change, Guard, check_key, guarded
-from resumable._stores._files import exclusive_lock, fsync_directory, write_atomically
+from resumable._stores._files import exclusive_lock, fsync_directory, remove, write_atomically
 
 
 class FileStore:
@@ -78,10 +78,7 @@ class FileStore:
         if not self.directory.is_dir():
             return
         async with self._locked(key):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                if self.fsync:
-                    fsync_directory(self.directory)
+            remove(self.directory, path, fsync=self.fsync)
 
     async def keys(self) -> list[str]:
         """Return the keys that have a record file, sorted."""

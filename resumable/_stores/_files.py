@@ -39,6 +39,17 @@ def write_atomically(path: Path, data: bytes, *, tmp: Path, fsync: bool) -> None
         raise
 
 
+def remove(directory: Path, *paths: Path, fsync: bool) -> None:
+    """Remove whichever of *paths* exist, and make that durable (callers hold the lock)."""
+    removed = False
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed = True
+    if removed and fsync:
+        fsync_directory(directory)
+
+
 def fsync_directory(directory: Path) -> None:
     """Make the renames and unlinks done in *directory* durable."""
     fd = os.open(directory, os.O_RDONLY)

@@ -17,7 +17,7 @@ from typing import Final
 from resumable._codec import FORMAT_MARKER
 from resumable._errors import InvalidKeyError
 from resumable._stores import Change
-from resumable._stores._files import exclusive_lock, fsync_directory, write_atomically
+from resumable._stores._files import exclusive_lock, fsync_directory, remove, write_atomically
 from resumable.apify._content import decoded
 
 METADATA: Final = "__metadata__.json"
@@ -109,13 +109,8 @@ class LocalFiles:
         if not self.directory.is_dir():
             return
         async with self._locked():
-            removed = False
-            for victim in (path, path.with_name(f"{path.name}.{METADATA}")):
-                with contextlib.suppress(FileNotFoundError):
-                    victim.unlink()
-                    removed = True
-            if removed and self.fsync:
-                fsync_directory(self.directory)
+            meta = path.with_name(f"{path.name}.{METADATA}")
+            remove(self.directory, path, meta, fsync=self.fsync)
 
     def keys(self) -> list[str]:
         """Return the keys that hold resumable records, sorted."""
