@@ -76,6 +76,25 @@ def test_killed_and_restarted_until_done_loses_nothing(tmp_path: Path, every: in
     print(f"every={every}: {kills} kills, {ITEMS} items, {duplicates} duplicates")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_killed_and_restarted_with_an_outbox_delivers_each_item_exactly_once(tmp_path: Path):
+    """At least 30 SIGKILLs of a plain job that pushes each item into its outbox: the sink
+    ends with every item exactly once, in order, every line valid JSON."""
+    rng = random.Random(2026)
+    log, record_path = tmp_path / "log", tmp_path / "state" / "child.json"
+    soak = kill_until_done(
+        lambda: start(tmp_path, ITEMS, "--outbox"), log, record_path, rng, step=90
+    )
+    lines = (tmp_path / "state" / "out.jsonl").read_text().splitlines()
+    delivered = [json.loads(line) for line in lines]
+    redone = sum(c - 1 for c in Counter(processed(log)).values())
+
+    assert soak.kills >= 30
+    assert list(range(ITEMS)) == delivered
+    print(f"outbox: {soak.kills} kills, {ITEMS} items, {redone} items redone, 0 duplicated")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_a_plain_job_at_its_next_yield(tmp_path: Path, signum: int):
     """The real process ends `aborted`: the generator's finally ran, and the record holds the
