@@ -43,7 +43,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ WORKLOADS: dict[str, dict[str, float]] = {
 SUBJECTS: dict[str, str] = {
     "@resumable, FileStore": "file",
     "@resumable, ApifyStore": "apify",
+    "@resumable, ApifyStore + outputs to the dataset": "outbox",
     "Actor.use_state() auto-save": "use_state",
 }
 WARM_UP = 0.03
@@ -260,10 +261,10 @@ async def child(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one instru
     from crawlee._utils.recoverable_state import RecoverableState  # noqa: PLC0415
     from crawlee.events import EventPersistStateData  # noqa: PLC0415
 
-    from resumable import FileStore, Store, resumable  # noqa: PLC0415
+    from resumable import FileStore, Outbox, Store, resumable  # noqa: PLC0415
     from resumable._engine import Job  # noqa: PLC0415
     from resumable._stores import Guard  # noqa: PLC0415
-    from resumable.apify import ApifyStore  # noqa: PLC0415
+    from resumable.apify import ApifyStore, DatasetSink  # noqa: PLC0415
     from resumable.testing import use_stand_in  # noqa: PLC0415
 
     now = time.monotonic
@@ -317,12 +318,23 @@ async def child(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one instru
             if timed is not None:
                 migration_save_done(json.loads(data)["cursor"], timed)
 
+    delivering: list[tuple[int, int]] = []  # (cursor, trial) of a migration save's outputs
+
     class TimedApifyStore(ApifyStore):
         async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
             timed = migration_save_begins()
             await super().save(key, data, guard=guard)
             if timed is not None:
-                migration_save_done(json.loads(data)["cursor"], timed)
+                if args.subject == "outbox":  # durable once its outputs are in the dataset
+                    delivering.append((json.loads(data)["cursor"], timed))
+                else:
+                    migration_save_done(json.loads(data)["cursor"], timed)
+
+    class TimedDatasetSink(DatasetSink):
+        async def append(self, items: Sequence[Any], start: int) -> None:
+            await super().append(items, start)
+            while delivering:
+                migration_save_done(*delivering.pop())
 
     persist_state = RecoverableState.persist_state
 
@@ -361,6 +373,17 @@ async def child(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one instru
                 latest[0] = cursor
                 yield cursor
 
+        @resumable(key="bench-migration-out", store=store, sink=TimedDatasetSink())
+        async def work_out(
+            *, cursor: int = 0, out: Outbox[dict[str, int]] = Outbox.GIVEN
+        ) -> AsyncIterator[int]:
+            while True:
+                await item()
+                cursor += 1
+                latest[0] = cursor
+                out.push({"item": cursor})  # one dataset item per cursor
+                yield cursor
+
         # Only this subject opens it: its auto-save would compete with the others' saves.
         if args.subject == "use_state":
             state = await Actor.use_state({"cursor": 0}, key="bench-migration-state")
@@ -379,7 +402,11 @@ async def child(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one instru
             starts.clear()
             saved.clear()
             trial[0] += 1
-            task = asyncio.create_task(use_state_loop() if args.subject == "use_state" else work())
+            jobs: dict[str, Callable[[], Coroutine[Any, Any, object]]] = {
+                "use_state": use_state_loop,
+                "outbox": work_out,
+            }
+            task = asyncio.create_task(jobs.get(args.subject, work)())
             began = now()
             while now() - began < WARM_UP or len(starts) < 5:  # noqa: ASYNC110 - polls a list
                 await asyncio.sleep(0.002)
