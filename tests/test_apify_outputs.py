@@ -10,9 +10,11 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from resumable.apify import DatasetSink
 from resumable.testing import PlatformEvents
 
 pytestmark = pytest.mark.slow
@@ -90,3 +92,35 @@ async def test_migrated_twice_and_killed_once_each_item_lands_once(
 
     assert 0 == code, err.read_text()[-3000:]
     assert list(range(ITEMS)) == dataset(storage)
+
+
+async def open_local_dataset(storage: Path) -> Any:
+    """The default dataset of local storage under *storage*, opened as a new process would."""
+    from crawlee.configuration import Configuration
+    from crawlee.storage_clients._file_system import FileSystemDatasetClient
+    from crawlee.storages import Dataset
+
+    configuration = Configuration(storage_dir=str(storage), purge_on_start=False)
+    client = await FileSystemDatasetClient.open(
+        id=None, name=None, alias=None, configuration=configuration
+    )
+    metadata = await client.get_metadata()
+    return Dataset(client, metadata.id, metadata.name)
+
+
+async def test_a_kill_between_the_item_files_and_the_count_loses_nothing(tmp_path: Path) -> None:
+    """Crawlee's local dataset writes its item files, then its count: a kill in between leaves
+    the count behind. The items the engine finds there are kept, and later ones go after them
+    instead of over them."""
+    first = DatasetSink(await open_local_dataset(tmp_path))
+    await first.append([{"product": n} for n in range(10)], 0)
+    metadata = tmp_path / "datasets" / "default" / "__metadata__.json"
+    fields = json.loads(metadata.read_text())
+    metadata.write_text(json.dumps(fields | {"itemCount": 4}))  # as the kill left it
+
+    second = DatasetSink(await open_local_dataset(tmp_path))
+    assert [{"product": n} for n in range(10)] == await second.read(0, 20)
+    await second.append([{"product": n} for n in range(10, 15)], 10)
+
+    assert list(range(15)) == dataset(tmp_path)
+    assert 15 == await second.count()

@@ -5,6 +5,12 @@ used. What the guarantee rests on: after a crash the engine lists the dataset's 
 the committed offset (never its ``itemCount``, which lags pushes on the platform) and pushes
 only the missing part. A dataset cannot refuse a push atomically, so two runs of one key
 alive at once are kept apart by the record's fencing, not by the dataset.
+
+On local storage, Crawlee's file-system dataset names each item's file after the count in its
+metadata and writes that count after the files: a kill in between leaves files past the
+count, and the next push would write over them. Before each push, a local count behind the
+position the engine delivers at is moved up to it (the engine has just read those items
+back, so they are the job's own).
 """
 
 from __future__ import annotations
@@ -66,4 +72,19 @@ class DatasetSink:
                     "(or attrs classes and dataclasses) into the outbox of a job that delivers "
                     "to a dataset."
                 )
-        await (await self._opened()).push_data(list(items))
+        dataset = await self._opened()
+        await _mend_local_count(dataset, start)
+        await dataset.push_data(list(items))
+
+
+async def _mend_local_count(dataset: Any, start: int) -> None:
+    """Move a local file-system dataset's item count up to *start* if a kill left it behind."""
+    from crawlee.storage_clients._file_system import (  # noqa: PLC0415 - imported once used
+        FileSystemDatasetClient,
+    )
+
+    client = getattr(dataset, "_client", None)
+    if isinstance(client, FileSystemDatasetClient):
+        metadata = await client.get_metadata()
+        if metadata.item_count < start:
+            await client._update_metadata(new_item_count=start)  # noqa: SLF001
