@@ -26,8 +26,11 @@ from crawlee._consts import METADATA_FILENAME
 from crawlee.configuration import Configuration
 from crawlee.events import Event, EventManager
 from crawlee.storage_clients import FileSystemStorageClient, MemoryStorageClient
-from crawlee.storage_clients._file_system import FileSystemKeyValueStoreClient
-from crawlee.storages import KeyValueStore
+from crawlee.storage_clients._file_system import (
+    FileSystemDatasetClient,
+    FileSystemKeyValueStoreClient,
+)
+from crawlee.storages import Dataset, KeyValueStore
 
 from resumable import ResumableWarning
 from resumable.apify import _sdk
@@ -159,6 +162,47 @@ async def test_a_moved_file_system_client_is_reported(
         layout = _sdk.local_layout(kvs)
 
     assert layout is None
+
+
+async def local_dataset(tmp_path: Path) -> Dataset:
+    configuration = Configuration(storage_dir=str(tmp_path / "storage"), purge_on_start=False)
+    return await Dataset.open(configuration=configuration, storage_client=FileSystemStorageClient())
+
+
+async def test_a_local_dataset_count_left_behind_is_moved_up(tmp_path: Path) -> None:
+    """`dataset._client` is Crawlee's file-system dataset client, whose `_update_metadata`
+    sets the count that names the next item's file; a count ahead is left alone."""
+    dataset = await local_dataset(tmp_path)
+    await dataset.push_data([{"n": 0}, {"n": 1}])
+
+    await _sdk.mend_local_count(dataset, 5)
+    moved = (await dataset.get_metadata()).item_count
+    await _sdk.mend_local_count(dataset, 3)
+
+    assert 5 == moved
+    assert 5 == (await dataset.get_metadata()).item_count
+
+
+async def test_a_moved_dataset_count_update_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without `_update_metadata`, a local dataset's lagging count is a warning, not silence."""
+    dataset = await local_dataset(tmp_path)
+    monkeypatch.delattr(FileSystemDatasetClient, "_update_metadata")
+
+    with pytest.warns(ResumableWarning, match="overwrite items"):
+        await _sdk.mend_local_count(dataset, 5)
+
+    assert 0 == (await dataset.get_metadata()).item_count
+
+
+async def test_datasets_elsewhere_are_left_alone() -> None:
+    """A dataset on another backend (memory here, the platform in production) is not touched."""
+    dataset = await Dataset.open(storage_client=MemoryStorageClient())
+
+    await _sdk.mend_local_count(dataset, 5)
+
+    assert 0 == (await dataset.get_metadata()).item_count
 
 
 async def test_every_platform_message_passes_through_the_managers_emit() -> None:

@@ -6,11 +6,9 @@ the committed offset (never its ``itemCount``, which lags pushes on the platform
 only the missing part. A dataset cannot refuse a push atomically, so two runs of one key
 alive at once are kept apart by the record's fencing, not by the dataset.
 
-On local storage, Crawlee's file-system dataset names each item's file after the count in its
-metadata and writes that count after the files: a kill in between leaves files past the
-count, and the next push would write over them. Before each push, a local count behind the
-position the engine delivers at is moved up to it (the engine has just read those items
-back, so they are the job's own).
+On local storage, a kill between Crawlee writing a push's item files and writing their count
+leaves the count behind; before each push, the count is moved up to the position the engine
+delivers at (the engine has read those items back, so they are the job's own).
 """
 
 from __future__ import annotations
@@ -72,19 +70,8 @@ class DatasetSink:
                     "(or attrs classes and dataclasses) into the outbox of a job that delivers "
                     "to a dataset."
                 )
+        from resumable.apify._sdk import mend_local_count  # noqa: PLC0415 - loads the SDK
+
         dataset = await self._opened()
-        await _mend_local_count(dataset, start)
+        await mend_local_count(dataset, start)
         await dataset.push_data(list(items))
-
-
-async def _mend_local_count(dataset: Any, start: int) -> None:
-    """Move a local file-system dataset's item count up to *start* if a kill left it behind."""
-    from crawlee.storage_clients._file_system import (  # noqa: PLC0415 - imported once used
-        FileSystemDatasetClient,
-    )
-
-    client = getattr(dataset, "_client", None)
-    if isinstance(client, FileSystemDatasetClient):
-        metadata = await client.get_metadata()
-        if metadata.item_count < start:
-            await client._update_metadata(new_item_count=start)  # noqa: SLF001

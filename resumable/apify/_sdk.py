@@ -1,11 +1,12 @@
 """Every use of the Apify SDK's and Crawlee's private internals, and nowhere else.
 
 Each function here reaches into something the SDK does not promise to keep: whether the
-``Actor`` proxy is resolved and active, the client behind a `KeyValueStore`, the class of
-Crawlee's file-system client, the input record's file name, and the event manager's
-``emit``. Each is pinned by a test (``tests/test_apify_sdk.py``) that fails when the SDK
-moves it, and each falls back loudly, with a `ResumableWarning` once per process that says
-what is lost and what to do, instead of silently losing fsync, locking or an early pause.
+``Actor`` proxy is resolved and active, the client behind a `KeyValueStore` or a `Dataset`,
+the classes of Crawlee's file-system clients, the input record's file name, a local dataset's
+item count, and the event manager's ``emit``. Each is pinned by a test
+(``tests/test_apify_sdk.py``) that fails when the SDK moves it, and each falls back loudly,
+with a `ResumableWarning` once per process that says what is lost and what to do, instead of
+silently losing fsync, locking, an early pause or a local dataset's items.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from crawlee.storages import KeyValueStore
 
 from resumable._errors import ResumableWarning
 
-__all__ = ["LocalLayout", "actor_is_running", "hook_emit", "local_layout"]
+__all__ = ["LocalLayout", "actor_is_running", "hook_emit", "local_layout", "mend_local_count"]
 
 _FILE_SYSTEM_CLIENT_MODULE = "crawlee.storage_clients._file_system"
 _INPUT_KEY_ATTRIBUTES = ("_input_key", "_input_key_filename")
@@ -78,12 +79,12 @@ class LocalLayout:
         self.reserved = reserved
 
 
-def _file_system_client_class() -> type[Any] | None:
+def _file_system_client_class(name: str = "FileSystemKeyValueStoreClient") -> type[Any] | None:
     try:
         module = importlib.import_module(_FILE_SYSTEM_CLIENT_MODULE)
     except ImportError:
         return None
-    found = getattr(module, "FileSystemKeyValueStoreClient", None)
+    found = getattr(module, name, None)
     return found if isinstance(found, type) else None
 
 
@@ -132,6 +133,36 @@ def local_layout(kvs: KeyValueStore) -> LocalLayout | None:
             "a job keyed like the Actor's input record (INPUT) would not be refused.",
         )
     return LocalLayout(directory, names)
+
+
+_LOST_MEND = (
+    "a kill between Crawlee writing a push's item files and writing their count can let the "
+    "next push overwrite items of a local dataset."
+)
+
+
+async def mend_local_count(dataset: Any, start: int) -> None:
+    """Move a local file-system dataset's item count up to *start* if a kill left it behind.
+
+    Crawlee's file-system dataset names each item's file after the count in its metadata and
+    writes the count after the files, so a kill in between leaves files past the count, and the
+    next push would write over them. Every other backend is left alone.
+    """
+    client = getattr(dataset, "_client", None)
+    file_system_client = _file_system_client_class("FileSystemDatasetClient")
+    if client is None or file_system_client is None:
+        if client is None or "FileSystem" in type(client).__name__:
+            _warn_once("Crawlee's file-system dataset client (`Dataset._client`)", _LOST_MEND)
+        return
+    if not isinstance(client, file_system_client):
+        return
+    update = getattr(client, "_update_metadata", None)
+    if update is None:
+        _warn_once("the metadata update of a file-system dataset (`_update_metadata`)", _LOST_MEND)
+        return
+    metadata = await client.get_metadata()
+    if metadata.item_count < start:
+        await update(new_item_count=start)
 
 
 def hook_emit(manager: EventManager, before: Callable[[Event], None]) -> Callable[[], bool] | None:
