@@ -41,8 +41,11 @@ class Controls(Protocol):
         """Ask the hot path to bring `yields` up to date at the next cursor."""
         ...
 
-    def pause(self) -> None:
-        """Stop taking new work from the next cursor on; returns at once, never blocks."""
+    def pause(self, budget: float | None = None) -> None:
+        """Stop taking new work from the next cursor on; returns at once, never blocks.
+
+        *budget*: the seconds the saves that follow may take (a migration's), if known.
+        """
         ...
 
     def request_save(self) -> None:

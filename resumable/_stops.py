@@ -122,14 +122,18 @@ class Stops(Generic[C]):
         """Ask the hot path to bring `yields` up to date at the next cursor."""
         self._attend_at(0.0)
 
-    def pause(self) -> None:
+    def pause(self, budget: float | None = None) -> None:
         """Stop taking new work from the next cursor on; returns at once.
 
         An event source that can act synchronously calls this the moment a migration is
-        announced, before the (asynchronous) `migrate` that saves.
+        announced, before the (asynchronous) `migrate` that saves, with the migration's
+        *budget* when it knows it: if the work stops before `migrate` runs, the run's last
+        save still lands within it.
         """
         if self._end is None:
             self._end = End.MIGRATED
+        if budget is not None and self._phase is not Phase.DONE:
+            self._narrow_deadline(budget)
         self._stop()
 
     def _outbox_full(self) -> None:
@@ -166,7 +170,16 @@ class Stops(Generic[C]):
         event handler with nobody to raise to.
         """
         if self._phase not in (Phase.RUNNING, Phase.STOPPING):
-            log.info("job %r: migrating, but the run has already ended its work", self.key)
+            if self._end is End.MIGRATED and self._phase is not Phase.DONE:
+                self._narrow_deadline(timeout if timeout is not None else SAVE_TIMEOUT)
+                log.info(
+                    "job %r: migrating; the work has stopped already, and its last save "
+                    "carries cursor %r",
+                    self.key,
+                    self.cursor,
+                )
+            else:
+                log.info("job %r: migrating, but the run has already ended its work", self.key)
             return
         self.pause()
         budget = timeout if timeout is not None else SAVE_TIMEOUT

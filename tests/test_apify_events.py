@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -20,9 +21,10 @@ from crawlee.events import (
     EventMigratingData,
     EventPersistStateData,
 )
+from helpers import HangingStore
 from websockets.asyncio.client import connect
 
-from resumable import Job, MemoryStore, job, resumable
+from resumable import Job, MemoryStore, StoreError, job, resumable
 from resumable.apify import ApifyEvents, actor_defaults, actor_is_running
 from resumable.testing import PlatformEvents
 
@@ -45,8 +47,8 @@ class RecordingJob:
     def request_save(self) -> None:
         self.calls.append(("request_save", None))
 
-    def pause(self) -> None:
-        self.calls.append(("pause", None))
+    def pause(self, budget: float | None = None) -> None:
+        self.calls.append(("pause", budget))
 
     async def migrate(self, timeout: float | None = None) -> None:
         self.calls.append(("migrate", timeout))
@@ -94,6 +96,33 @@ def test_the_migration_budget_keeps_a_safety_margin(remaining: int | None, budge
     left = None if remaining is None else timedelta(seconds=remaining)
 
     assert budget == ApifyEvents().budget(left)
+
+
+async def test_work_that_stops_before_the_migration_listener_saves_within_its_budget(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The hook pauses a job with the migration's budget as `migrating` is emitted: when the
+    work stops before the listener runs, the run's last save is bounded by that budget (here
+    1.5 s of 3 s left), not by the usual ten seconds, and the log tells the story."""
+    store = HangingStore(hang_at=2)  # the claim lands; the last save hangs
+    async with EventManager() as events:
+        j = job(
+            "k", cursor=0, store=store, interval=None, triggers=[ApifyEvents(event_manager=events)]
+        )
+        await j.__aenter__()
+        j.advance(1)
+        events.emit(
+            event=Event.MIGRATING,
+            event_data=EventMigratingData.model_validate({"timeRemainingSecs": 3}),
+        )
+        stopped = j.stopping
+        with caplog.at_level(logging.INFO, logger="resumable"), pytest.raises(StoreError):
+            async with asyncio.timeout(6):  # the usual budget is 10 s
+                await j.__aexit__(None, None, None)
+        await events.wait_for_all_listeners_to_complete()
+
+    assert stopped
+    assert "the work has stopped already, and its last save carries cursor 1" in caplog.text
 
 
 async def test_two_jobs_listen_side_by_side_and_leave_cleanly() -> None:
@@ -157,7 +186,7 @@ async def test_thousands_of_overlapping_jobs_on_one_manager_keep_its_events_work
         await emitted(events, Event.MIGRATING, EventMigratingData.model_validate({}))
         detach()
         deadline = time.monotonic() + 5
-        while alive := sum(isinstance(o, Job) and o.key in finished for o in gc.get_objects()):
+        while alive := sum(type(o) is Job and o.key in finished for o in gc.get_objects()):
             assert time.monotonic() < deadline, f"{alive} finished jobs are still referenced"
             await asyncio.sleep(0.005)
             gc.collect()

@@ -220,7 +220,7 @@ async def test_every_platform_message_passes_through_the_managers_emit() -> None
         async with ApifyEventManager(configuration) as manager:
             await platform.connected(timeout=10)
             manager.on(event=Event.MIGRATING, listener=listener)
-            unhook = _sdk.hook_emit(manager, lambda event: seen.append(f"hook {event.value}"))
+            unhook = _sdk.hook_emit(manager, lambda event, _: seen.append(f"hook {event.value}"))
             await platform.send("migrating", {"timeRemainingSecs": 20})
             async with asyncio.timeout(10):
                 await listened.wait()
@@ -242,7 +242,7 @@ async def test_unhooking_restores_an_earlier_instance_emit() -> None:
             calls.append("earlier")
 
         manager.__dict__["emit"] = earlier
-        unhook = _sdk.hook_emit(manager, lambda event: calls.append("hook"))
+        unhook = _sdk.hook_emit(manager, lambda event, _: calls.append("hook"))
         manager.emit(event=Event.ABORTING, event_data=None)
         assert unhook is not None
         unhook()
@@ -255,7 +255,7 @@ async def test_unhooking_restores_an_earlier_instance_emit() -> None:
 def test_an_event_manager_that_cannot_be_hooked_is_reported() -> None:
     """Without an instance `emit` to replace, the lost early pause is a warning."""
     with pytest.warns(ResumableWarning, match="one more item"):
-        unhook = _sdk.hook_emit(object(), lambda event: None)  # type: ignore[arg-type]
+        unhook = _sdk.hook_emit(object(), lambda event, _: None)  # type: ignore[arg-type]
 
     assert unhook is None
 

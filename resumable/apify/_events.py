@@ -109,7 +109,7 @@ class ApifyEvents:
             manager = Actor.event_manager
         for event, listener in listeners:
             manager.on(event=event, listener=listener)
-        stop_pausing = listening(manager, controls)
+        stop_pausing = listening(manager, controls, self)
 
         def detach() -> None:
             stop_pausing()
@@ -125,20 +125,22 @@ class _Listening:
     __slots__ = ("controls", "unhook")
 
     def __init__(self) -> None:
-        self.controls: list[Controls] = []
+        self.controls: list[tuple[Controls, ApifyEvents]] = []
         self.unhook: Callable[[], bool] | None = None
 
-    def before_emit(self, event: Event) -> None:
+    def before_emit(self, event: Event, data: Any) -> None:
         if event == Event.MIGRATING:
-            for controls in list(self.controls):
-                controls.pause()
+            remaining = getattr(data, "time_remaining", None)
+            for controls, events in list(self.controls):
+                controls.pause(events.budget(remaining))
 
 
 _registry: weakref.WeakKeyDictionary[EventManager, _Listening] = weakref.WeakKeyDictionary()
 
 
-def listening(manager: EventManager, controls: Controls) -> Detach:
-    """Pause *controls* the moment *manager* emits ``migrating``, until the returned callable.
+def listening(manager: EventManager, controls: Controls, events: ApifyEvents) -> Detach:
+    """Pause *controls* the moment *manager* emits ``migrating`` (with the migration's budget
+    as *events* reckons it), until the returned callable.
 
     The manager runs each listener in a task of its own, so the job's task, already
     scheduled, would start one more item before ``on_migrating`` could stop it; the hook
@@ -149,10 +151,10 @@ def listening(manager: EventManager, controls: Controls) -> Detach:
         entry = _registry[manager] = _Listening()
     if entry.unhook is None:
         entry.unhook = hook_emit(manager, entry.before_emit)
-    entry.controls.append(controls)
+    entry.controls.append((controls, events))
 
     def stop() -> None:
-        for i, listener in enumerate(entry.controls):
+        for i, (listener, _) in enumerate(entry.controls):
             if listener is controls:
                 del entry.controls[i]
                 break

@@ -165,8 +165,11 @@ async def mend_local_count(dataset: Any, start: int) -> None:
         await update(new_item_count=start)
 
 
-def hook_emit(manager: EventManager, before: Callable[[Event], None]) -> Callable[[], bool] | None:
-    """Call *before* with each event *manager* emits, synchronously, before any listener.
+def hook_emit(
+    manager: EventManager, before: Callable[[Event, Any], None]
+) -> Callable[[], bool] | None:
+    """Call *before* with each event *manager* emits and its data, synchronously, before any
+    listener.
 
     The event manager starts each listener in a task of its own, so a job's task that is
     already scheduled would run one more item before a listener could stop it. Crawlee's
@@ -190,7 +193,7 @@ def hook_emit(manager: EventManager, before: Callable[[Event], None]) -> Callabl
         return None
 
     def emit(*, event: Event, event_data: Any) -> None:
-        before(event)
+        before(event, event_data)
         original(event=event, event_data=event_data)
 
     attributes["emit"] = emit
