@@ -19,6 +19,7 @@ DEADLINE = 60
 SPECIAL = {
     "demo.py": "test_the_demo_* below",
     "testing_example.py": "tests/test_testing.py (it runs under pytest)",
+    "celery_tasks.py": "tests/test_celery.py (it needs a Redis broker and a Celery worker)",
 }
 
 # What each example prints last when it did its job.
