@@ -17,18 +17,24 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from resumable import FileStore, StaleWriterError, Store, resumable
-from resumable.redis import RedisStore
-from resumable.sql import SQLStore
 
 
 def open_store(spec: dict[str, Any]) -> Store:
-    """Build the store a spec names: ``{"kind": "file" | "redis" | "sql", ...}``."""
+    """Build the store a spec names: ``{"kind": "file" | "redis" | "sql", ...}``.
+
+    Only the client library of the store named is imported: the fleet soak restarts its
+    workers often, and importing SQLAlchemy and redis-py both doubles each start.
+    """
     kind = spec["kind"]
     if kind == "file":
         return FileStore(spec["directory"])
     if kind == "redis":
+        from resumable.redis import RedisStore
+
         return RedisStore(spec["url"], prefix=spec["prefix"])
     if kind == "sql":
+        from resumable.sql import SQLStore
+
         return SQLStore(spec["url"], table=spec["table"])
     raise ValueError(f"unknown store kind {kind!r}")
 

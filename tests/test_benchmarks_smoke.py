@@ -87,3 +87,30 @@ def test_the_sync_benchmark_prints_its_tables() -> None:
     assert 0 == done.returncode, done.stderr
     assert "### Per-yield cost, 2,000 items, median of 1" in done.stdout
     assert "### Resident memory over 20,000 yields" in done.stdout
+
+
+def test_the_fleet_benchmark_prints_a_row_per_store_and_size(
+    redis_server: object, postgres_server: object
+) -> None:
+    """`fleet.py` starts its servers and workers and prints items/s per store and fleet size
+    (small sizes; the fixtures make sure this machine has the servers)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(RUNNER.with_name("fleet.py")),
+            *("--shards", "4", "--items", "20", "--workers", "1,2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert 0 == done.returncode, done.stderr
+    rows = [line.split("|")[1:3] for line in done.stdout.splitlines() if "x |" in line]
+    assert [
+        [" RedisStore ", " 1 "],
+        [" RedisStore ", " 2 "],
+        [" SQLStore (PostgreSQL) ", " 1 "],
+        [" SQLStore (PostgreSQL) ", " 2 "],
+    ] == rows

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
+from helpers import poll
+from servers import RedisServer
 
 pytestmark = pytest.mark.slow
 
@@ -19,6 +26,7 @@ DEADLINE = 60
 SPECIAL = {
     "demo.py": "test_the_demo_* below",
     "testing_example.py": "tests/test_testing.py (it runs under pytest)",
+    "celery_tasks.py": "tests/test_celery.py (it needs a Redis broker and a Celery worker)",
 }
 
 # What each example prints last when it did its job.
@@ -104,3 +112,77 @@ def test_the_demo_step_mode_resumes_after_ctrl_c(tmp_path: Path) -> None:
     assert "Done: all 40 items." == again.stdout.splitlines()[-1]
     assert 0 == reset.returncode
     assert not list((tmp_path / ".resumable").glob("*.json"))
+
+
+KUBERNETES = EXAMPLES / "kubernetes"
+
+
+def test_the_indexed_job_worker_resumes_its_shard_after_sigterm(redis_server: RedisServer) -> None:
+    """``indexed_worker.py`` with JOB_COMPLETION_INDEX set, on a shared Redis: SIGTERM
+    mid-shard saves and exits non-zero (the Job runs the index again); the next pod of the
+    index continues from the saved cursor and exits 0."""
+    url = f"redis://127.0.0.1:{redis_server.port}/3"  # a database of its own
+    state = redis.Redis.from_url(url)
+    state.flushdb()
+    env = {**os.environ, "JOB_COMPLETION_INDEX": "5", "RESUMABLE_STORE_URL": url}
+    worker = str(KUBERNETES / "indexed_worker.py")
+
+    def record() -> dict[str, Any] | None:
+        data = state.get("resumable:backfill-5")
+        return None if data is None else dict(json.loads(data))
+
+    pod = subprocess.Popen([sys.executable, worker], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        poll(lambda: (r := record()) is not None and r["cursor"] >= 20, timeout=DEADLINE)
+        pod.send_signal(signal.SIGTERM)  # what the kubelet does to an evicted pod
+        evicted, _ = pod.communicate(timeout=DEADLINE)
+    finally:
+        pod.kill()
+        pod.wait()
+    saved = record()
+    again = subprocess.run(
+        [sys.executable, worker],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
+    )
+    state.close()
+
+    assert saved is not None
+    stopped_at = saved["cursor"]
+    assert 128 + signal.SIGTERM == pod.returncode
+    assert "aborted" == saved["status"]
+    assert f"shard 5: aborted at item {stopped_at}, resumed from None" == evicted.splitlines()[-1]
+    assert 0 == again.returncode, again.stderr
+    assert f"shard 5: starting at item {stopped_at}" == again.stdout.splitlines()[0]
+    assert (
+        f"shard 5: completed at item 100, resumed from {stopped_at}"
+        == again.stdout.splitlines()[-1]
+    )
+
+
+def test_the_indexed_job_manifest_gives_each_pod_its_shard() -> None:
+    """``indexed-job.yaml`` parses, is an Indexed Job that runs ``indexed_worker.py`` with the
+    shared store from its Secret, and tells the worker its termination grace."""
+    text = (KUBERNETES / "indexed-job.yaml").read_text()
+    if importlib.util.find_spec("yaml") is None:  # PyYAML is not a dependency of the tests
+        assert "completionMode: Indexed" in text
+        assert '"indexed_worker.py"' in text
+        return
+    import yaml
+
+    documents = {d["kind"]: d for d in yaml.safe_load_all(text)}
+    spec = documents["Job"]["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+
+    assert "Indexed" == spec["completionMode"]
+    assert "indexed_worker.py" in container["command"][-1]
+    assert (KUBERNETES / container["command"][-1]).is_file()
+    secret = env["RESUMABLE_STORE_URL"]["valueFrom"]["secretKeyRef"]
+    assert documents["Secret"]["metadata"]["name"] == secret["name"]
+    assert secret["key"] in documents["Secret"]["stringData"]
+    assert str(pod["terminationGracePeriodSeconds"]) == env["RESUMABLE_TERMINATION_GRACE"]["value"]

@@ -11,6 +11,7 @@ import pytest
 from helpers import Grab, HangingStore, record_of, wait_until
 
 from resumable import CursorTypeError, MemoryStore, StoreError, job, resumable
+from resumable._stores import Guard
 
 
 async def _numbers(grab: Grab, store: MemoryStore, key: str) -> asyncio.Future[object]:
@@ -40,6 +41,39 @@ async def test_an_abort_does_not_wait_behind_a_hung_routine_save():
         record_of(store, "hung")["cursor"],
     )
     assert outcome.cursor >= 5
+
+
+class LandsThenHangs(MemoryStore):
+    """A MemoryStore whose save number *hang_at* lands, then never returns (a lost reply)."""
+
+    def __init__(self, hang_at: int) -> None:
+        super().__init__()
+        self.hang_at = hang_at
+        self.seqs: list[int] = []
+        self.hanging = asyncio.Event()
+
+    async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
+        await super().save(key, data, guard=guard)
+        self.seqs.append(json.loads(data)["seq"])
+        if len(self.seqs) == self.hang_at:
+            self.hanging.set()
+            await asyncio.Event().wait()
+
+
+async def test_a_routine_save_cut_off_after_it_landed_does_not_have_its_seq_reused():
+    """A periodic save lands but never returns; the abort's save, which abandons it, takes
+    a later seq: no two records of the key ever share a seq."""
+    store = LandsThenHangs(hang_at=2)  # the claim, then the first periodic save
+    grab = Grab()
+    run = await _numbers(grab, store, "landed")
+    controls = await grab.job()
+    await store.hanging.wait()
+    await controls.abort("test", budget=30)
+    outcome = await run
+
+    assert "aborted" == outcome.status
+    assert sorted(set(store.seqs)) == store.seqs
+    assert 3 == len(store.seqs)
 
 
 async def test_a_migration_does_not_wait_behind_a_hung_routine_save():
