@@ -26,7 +26,7 @@ from race_child import open_store
 
 # Each store's soak takes about 30 s on an idle two-core machine; the timeout stops a hang
 # on a machine shared with other work.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.soak, pytest.mark.timeout(240)]
 
 SHARDS = 32
 WORKERS = 8

@@ -63,6 +63,7 @@ def test_a_kill_at_each_step_of_the_commit_protocol_delivers_each_item_once(
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.parametrize("concurrent", [False, True], ids=["loop", "concurrently"])
 def test_a_kill_9_soak_leaves_every_item_exactly_once_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, concurrent: bool

@@ -17,6 +17,7 @@ ITEMS = 3000
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.parametrize("every", [None, 7])
 def test_killed_and_restarted_until_done_loses_nothing(tmp_path: Path, every: int | None):
     """Every item is processed; items before a persisted cursor never run again."""

@@ -25,7 +25,7 @@ from resumable import Store
 
 # Each store gets its hundreds of takeovers in well under a minute on an idle two-core machine;
 # the timeout only stops a hang, on a machine shared with other work.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.soak, pytest.mark.timeout(240)]
 
 CHILD = Path(__file__).with_name("race_child.py")
 

@@ -44,6 +44,7 @@ def read_until(child: subprocess.Popen[str], marker: str) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("every", [None, 7])
 def test_killed_and_restarted_until_done_loses_nothing(tmp_path: Path, every: int | None):
@@ -77,6 +78,7 @@ def test_killed_and_restarted_until_done_loses_nothing(tmp_path: Path, every: in
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.timeout(240)
 def test_killed_and_restarted_with_an_outbox_delivers_each_item_exactly_once(tmp_path: Path):
     """At least 30 SIGKILLs of a plain job that pushes each item into its outbox: the sink
