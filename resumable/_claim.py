@@ -5,7 +5,8 @@ is made from what the key holds at that instant, so a newer run takes over howev
 older run keeps the key, and never writes back a cursor older than the one it took over.
 A record the codec cannot read is moved aside first when the job asks for quarantine. A job
 with outputs reads its sink before the claim (an outbox field must be checked against what
-the sink holds), then claims on the condition that the record did not change meanwhile.
+the sink holds), then claims on the condition that the record did not change meanwhile; a
+sink that disagrees with a record changed meanwhile is read again with the new record.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import attrs
 
 from resumable._codec import Codec, KeptRecordError, parse
 from resumable._commit import Commit
-from resumable._errors import CorruptStateError, CursorTypeError
+from resumable._errors import CorruptStateError, CursorTypeError, ResumableError
 from resumable._record import Record
 from resumable._retry import Conflict, retrying
 from resumable._snapshot import Raw
@@ -70,7 +71,15 @@ async def take_over(writer: Writer, fresh: Any, deadline: float) -> Taken:
         commit = writer.commit
         assert commit is not None
         field = parse(first.current, writer.key, writer.store).get("outbox")
-        outbox = await commit.resume(field)
+        try:
+            outbox = await commit.resume(field)
+        except ResumableError:
+            # The sink holds more or other items than the record read: the run that owns the
+            # key may have saved and delivered since. Only if the record is still the one
+            # read does the sink disagree with it.
+            if await writer.load() != first.current:
+                raise Conflict from None
+            raise
         return await _claim(writer, fresh, deadline, outbox=outbox, seen=first.current)
 
 

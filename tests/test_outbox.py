@@ -248,6 +248,40 @@ async def test_a_fenced_out_run_delivers_nothing():
     assert ["old-1", "new-2"] == sink.items
 
 
+async def test_a_run_taking_over_while_the_owner_saves_and_delivers_reads_again():
+    """The owner saves and delivers between the new run's read of the record and its read of
+    the sink: the sink then holds more than that record accounts for, and the new run reads
+    the key again instead of calling the sink foreign; each item lands once."""
+    store = MemoryStore()
+
+    class Racing(ListSink):
+        owner_saves: Callable[[], Any] | None = None
+
+        async def read(self, start: int, limit: int) -> Sequence[Any]:
+            if self.owner_saves is not None:
+                save, self.owner_saves = self.owner_saves, None
+                await save()
+            return await super().read(start, limit)
+
+    sink = Racing()
+    with pytest.raises(StaleWriterError):
+        async with job("race", cursor=0, store=store, sink=sink, triggers=[]) as old:
+            old.out.push("old-1")
+            old.advance(1)
+            await old.save()
+            old.out.push("old-2")
+            old.advance(2)
+            sink.owner_saves = old.save
+            async with job("race", cursor=0, store=store, sink=sink, triggers=[]) as new:
+                resumed_at = new.cursor
+                new.out.push("new-3")
+                new.advance(3)
+            await old.save()
+
+    assert 2 == resumed_at
+    assert ["old-1", "old-2", "new-3"] == sink.items
+
+
 async def test_records_without_an_outbox_still_load_and_start_it(tmp_path: Path):
     """A record written before outputs existed resumes; the sink's items count as delivered."""
     path = tmp_path / "out.jsonl"
