@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sqlite3
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -255,6 +257,66 @@ async def test_postgres_store_locks_the_row_while_the_guard_checks(
 
         assert ["LockNotAvailableError"] == outcome
         assert b"newer" == await store.load("k")
+
+
+FROZEN_WRITER = """
+import asyncio, sys
+import resumable._stores._sql as sql
+from resumable.sql import SQLStore
+
+sql.FROZEN_WRITER_TIMEOUT = 1.0
+
+def change(current):
+    print("locked", flush=True)  # the parent freezes the process here, inside the transaction
+    sys.stdin.readline()  # woken, and told to go on
+    return b"zombie"
+
+async def main():
+    await SQLStore(sys.argv[1], table=sys.argv[2]).update("k", change)
+
+asyncio.run(main())
+"""
+
+
+async def test_postgres_ends_the_session_of_a_writer_frozen_in_its_transaction(
+    postgres_server: PostgresServer,
+):
+    """A process frozen with SIGSTOP while it holds the row lock does not hold a takeover
+    back: the server ends its idle transaction, the other writer's save goes through, and
+    the frozen one, woken, cannot write over it."""
+    table = unique_table()
+    async with SQLStore(postgres_server.url, table=table) as store:
+        await store.save("k", b"before")
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            FROZEN_WRITER,
+            postgres_server.url,
+            table,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert child.stdout is not None
+            async with asyncio.timeout(30):
+                assert b"locked\n" == await child.stdout.readline()
+            child.send_signal(signal.SIGSTOP)
+            async with asyncio.timeout(30):  # without the server's limit: until it wakes
+                await store.save("k", b"newer")
+            child.send_signal(signal.SIGCONT)
+            assert child.stdin is not None
+            child.stdin.write(b"go on\n")
+            async with asyncio.timeout(30):
+                _, errors = await child.communicate()
+        finally:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+
+        assert b"newer" == await store.load("k")
+        assert 0 != child.returncode, "the woken writer's transaction should have been ended"
+        assert b"idle-in-transaction" in errors or b"terminat" in errors, errors[-500:]
 
 
 async def test_postgres_store_retries_when_another_writer_inserts_the_same_new_key(

@@ -29,6 +29,13 @@ from resumable._stores._base import Change, Guard, check_key, guarded
 from resumable._stores._connected import ConnectedStore, LoopBound, redact
 from resumable._stores._files import LockWait
 
+FROZEN_WRITER_TIMEOUT = 10.0
+"""Seconds after which PostgreSQL ends the session of a writer that went quiet inside its
+transaction (``idle_in_transaction_session_timeout``): a process frozen mid-save (SIGSTOP, a
+paused VM, a partitioned node) would otherwise hold its row lock, and every run taking the
+key over would wait for it. A save's transaction takes milliseconds; one cut this way fails
+and is retried within the engine's budget."""
+
 INSERT_ATTEMPTS = 5
 """How often a save retries its transaction when another client inserted the same new key
 first, before it fails (and the engine retries it within its budget)."""
@@ -54,7 +61,10 @@ class SQLStore(ConnectedStore):
     other writer of the key can interleave with: on PostgreSQL the read is
     ``SELECT ... FOR UPDATE`` (two writers of a new key race on its primary key, and the
     loser runs its transaction again); on SQLite the transaction starts with
-    ``BEGIN IMMEDIATE``, which takes the database's write lock before the read. The table
+    ``BEGIN IMMEDIATE``, which takes the database's write lock before the read. On
+    PostgreSQL through asyncpg, a writer frozen inside its transaction has its session ended
+    by the server after `FROZEN_WRITER_TIMEOUT` seconds, so it cannot hold a takeover back
+    (SQLite has no such limit: a frozen writer holds the whole file's lock). The table
     (``key`` primary key, ``data`` bytes, ``updated_at``) is created when missing. SQLite
     databases are switched to WAL mode, so readers never wait for a writer.
 
@@ -91,7 +101,14 @@ class SQLStore(ConnectedStore):
 
     def _connect(self) -> _Database:
         if not self._sqlite:
-            return _Database(create_async_engine(self.url, pool_pre_ping=True))
+            settings = {
+                "idle_in_transaction_session_timeout": str(int(FROZEN_WRITER_TIMEOUT * 1000))
+            }
+            asyncpg = make_url(self.url).get_driver_name() == "asyncpg"
+            connect_args = {"server_settings": settings} if asyncpg else {}
+            return _Database(
+                create_async_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+            )
         engine = create_async_engine(self.url)
         event.listen(engine.sync_engine, "connect", _sqlite_connected)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
