@@ -169,9 +169,10 @@ class Stops(Generic[C]):
         run resumes from the saved cursor. A failure is logged, not raised: the caller is an
         event handler with nobody to raise to.
         """
+        budget = timeout if timeout is not None else SAVE_TIMEOUT
         if self._phase not in (Phase.RUNNING, Phase.STOPPING):
             if self._end is End.MIGRATED and self._phase is not Phase.DONE:
-                self._narrow_deadline(timeout if timeout is not None else SAVE_TIMEOUT)
+                self._narrow_deadline(budget)
                 log.info(
                     "job %r: migrating; the work has stopped already, and its last save "
                     "carries cursor %r",
@@ -181,9 +182,7 @@ class Stops(Generic[C]):
             else:
                 log.info("job %r: migrating, but the run has already ended its work", self.key)
             return
-        self.pause()
-        budget = timeout if timeout is not None else SAVE_TIMEOUT
-        self._narrow_deadline(budget)
+        self.pause(budget)
         log.info("job %r: migrating, saving cursor %r within %.1f s", self.key, self.cursor, budget)
         if await self._urgent("running", budget, "before migration"):
             log.info("job %r: saved %r before migration", self.key, self.persisted)

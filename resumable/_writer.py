@@ -155,18 +155,15 @@ class Writer:
             unstorable, snapshot, status = exc, self.persisted, "failed"
             draft = commit.draft(everything=False, take=False) if commit is not None else None
             data = self._encode(snapshot, status, seq, draft)
-        try:
-            await retrying(
-                lambda: self.store.save(self.key, data, guard=self._guard),
-                deadline=deadline,
-                describe=lambda: f"Saving the state of job {self.key!r} in {self.store!r}",
-            )
-        except BaseException:
-            # It may have landed without returning (cut off for an urgent save, or its reply
-            # lost): the next write takes a later seq, so no two records share one.
-            self.seq = seq
-            raise
-        self.seq, self.saves, self.persisted, self.status = seq, self.saves + 1, snapshot, status
+        # Spent once tried: a write may land without returning (cut off for an urgent save,
+        # or its reply lost), and the next one must take a later seq.
+        self.seq = seq
+        await retrying(
+            lambda: self.store.save(self.key, data, guard=self._guard),
+            deadline=deadline,
+            describe=lambda: f"Saving the state of job {self.key!r} in {self.store!r}",
+        )
+        self.saves, self.persisted, self.status = self.saves + 1, snapshot, status
         log.debug("job %r: saved seq %d (%s)", self.key, seq, status)
         if commit is not None:
             commit.landed(draft)
