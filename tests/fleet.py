@@ -23,6 +23,7 @@ from typing import IO, Any, cast
 
 import attrs
 from fleet_child import shard_key
+from helpers import Seen
 from sqlalchemy import select
 
 from resumable import Store
@@ -59,17 +60,6 @@ class Run:
     unstarted: bool = False  # ended in its start, before it took the key over
 
 
-@attrs.define
-class Seen:
-    """The parts of a record the soak is about."""
-
-    seq: int
-    generation: int
-    cursor: int
-    owner: str
-    status: str
-
-
 class Watch:
     """Reads every shard's record again and again; fails the moment one goes backwards."""
 
@@ -103,19 +93,10 @@ class Watch:
         for shard, (key, data) in enumerate(zip(self.keys, found, strict=True)):
             if data is None or data == self.raw.get(key):
                 continue
-            record = json.loads(data)
-            seen = Seen(
-                record["seq"],
-                record.get("generation", 0),
-                record["cursor"],
-                record["owner"],
-                record["status"],
-            )
+            seen = Seen.of(data)
             last = self.latest.get(shard)
             if last is not None:
-                assert seen.seq > last.seq, f"{key}: seq went from {last} to {seen}"
-                assert seen.cursor >= last.cursor, f"{key}: cursor went from {last} to {seen}"
-                assert seen.generation >= last.generation, f"{key}: {last} then {seen}"
+                seen.check_after(last, key)
                 assert seen.owner not in self.superseded[shard], (
                     f"{key}: {seen.owner} wrote after it was taken over ({last} then {seen})"
                 )

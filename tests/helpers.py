@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from resumable import Controls, MemoryStore
 from resumable._stores import Guard
 
@@ -105,3 +107,31 @@ class HangingStore(MemoryStore):
 def record_of(store: MemoryStore, key: str) -> dict[str, Any]:
     """The JSON envelope stored under *key*."""
     return dict(json.loads(store._records[key]))
+
+
+@attrs.frozen
+class Seen:
+    """The parts of a record that a watcher of a shared store checks as it changes."""
+
+    seq: int
+    generation: int
+    cursor: int
+    owner: str
+    status: str
+
+    @classmethod
+    def of(cls, data: bytes) -> Seen:
+        record = json.loads(data)
+        return cls(
+            record["seq"],
+            record.get("generation", 0),
+            record["cursor"],
+            record["owner"],
+            record["status"],
+        )
+
+    def check_after(self, last: Seen, key: str) -> None:
+        """Fail unless this record moved forward from *last*: seq, cursor and generation."""
+        assert self.seq > last.seq, f"{key}: seq went from {last} to {self}"
+        assert self.cursor >= last.cursor, f"{key}: cursor went from {last} to {self}"
+        assert self.generation >= last.generation, f"{key}: {last} then {self}"

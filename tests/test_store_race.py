@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
+from helpers import Seen
 from race_child import open_store
 
 from resumable import Store
@@ -34,15 +34,6 @@ ROUNDS = int(os.environ.get("RESUMABLE_RACE_ROUNDS", "200"))
 
 WRITES_BEFORE_TAKEOVER = 3
 """Writes the running run makes after its claim before the other run starts."""
-
-
-@attrs.frozen
-class Seen:
-    """The parts of a record the race is about."""
-
-    seq: int
-    cursor: int
-    owner: str
 
 
 class Watch:
@@ -61,11 +52,9 @@ class Watch:
         self.reads += 1
         if data is None or data == self.last:
             return self.seen
-        record = json.loads(data)
-        seen = Seen(record["seq"], record["cursor"], record["owner"])
+        seen = Seen.of(data)
         if self.seen is not None:
-            assert seen.seq > self.seen.seq, f"seq went from {self.seen} to {seen}"
-            assert seen.cursor >= self.seen.cursor, f"cursor went from {self.seen} to {seen}"
+            seen.check_after(self.seen, self.key)
         self.last, self.seen = data, seen
         self.changes += 1
         return seen
