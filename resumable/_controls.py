@@ -33,6 +33,12 @@ class Controls(Protocol):
         ...
 
     @property
+    def cut(self) -> bool:
+        """Whether the engine has cancelled the work in flight (a stop past its grace, or a
+        second stop): nothing the work yields afterwards is persisted."""
+        ...
+
+    @property
     def persisted(self) -> Any:
         """The cursor of the latest write."""
         ...

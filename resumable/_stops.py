@@ -112,6 +112,11 @@ class Stops(Generic[C]):
         return self._writer.saves if self._phase is not Phase.NEW else 0
 
     @property
+    def cut(self) -> bool:
+        """Whether the engine has cancelled the work in flight."""
+        return self._work.cut
+
+    @property
     def persisted(self) -> C:
         """The cursor of the latest write (the resume point before the first)."""
         if self._phase is Phase.NEW:

@@ -47,12 +47,13 @@ _SignalHandler = Callable[[int, FrameType | None], Any] | int | None
 class _SignalHub:
     """One process-wide handler per signal that fans out to every job listening for it.
 
-    The first signal aborts every listening job; a second one, while an abort is still
-    saving or giving the work its grace, cuts the work in flight at once (the jobs still end
-    ``aborted``, their saves made). Only once every abort has had its chance to save does a
-    further signal go to the handler that was installed before (a stuck shutdown can still
-    be interrupted). Jobs
-    come and go in any order; when the last one leaves, the previous handler is put back,
+    The first signal aborts every listening job; a second one cuts the work in flight at
+    once, a generator's ``finally`` included (the jobs still end ``aborted``, their saves
+    made). Only once every abort has saved and every job still running has had its work
+    cut (a stuck shutdown) does a further signal go to the handler that was installed
+    before, so that it can still be interrupted; a job closing normally, through its
+    ``finally`` and its last save, is never interrupted. Jobs come and go in any order;
+    when the last one leaves, the previous handler is put back,
     unless someone else installed theirs in the meantime: that one stays.
     """
 
@@ -83,7 +84,7 @@ class _SignalHub:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self._received += 1
-        if self._received > 1 and all(abort.done() for abort in self._aborts):
+        if self._received > 1 and self._stuck():
             self._escalate(signum)
             return
         reason = f"received {_name(signum)}"
@@ -91,6 +92,15 @@ class _SignalHub:
             done: asyncio.Future[None] = loop.create_future()
             self._aborts.append(done)
             loop.call_soon_threadsafe(_spawn, job, reason, _budget(budget), done)
+
+    def _stuck(self) -> bool:
+        """Whether all that is left is a stuck shutdown: every abort has saved and returned,
+        and every job still listening had its work cut and has not ended since. A job that
+        is closing normally (its generator's ``finally``, its last save) is not stuck: a
+        further signal cuts what it still runs, and its last save lands."""
+        return all(abort.done() for abort in self._aborts) and all(
+            job.cut for listeners in self._listeners.values() for _, job, _ in listeners
+        )
 
     def _escalate(self, signum: int) -> None:
         """Every stop has had its chance to save: the previous handler decides."""
@@ -135,8 +145,9 @@ class Signals:
 
     Only in the main thread (the only place Python delivers signals); elsewhere it does
     nothing. A second signal cuts the work in flight at once; once the abort has saved and
-    the work has stopped or been cut, a further one goes to the handler that was installed
-    before, so a stuck shutdown can still be interrupted.
+    the work, cut, is still stuck, a further one goes to the handler that was installed
+    before, so a stuck shutdown can still be interrupted. A run that is closing normally
+    (its generator's ``finally``, its last save) is never interrupted by a signal.
 
     Args:
         signals: Which signals abort the job.

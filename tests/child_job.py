@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from resumable import FileStore, resumable
 def main() -> None:
     state_dir, log_path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     every = int(sys.argv[4]) if len(sys.argv) > 4 else None
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the run's story, on stderr
     log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     @resumable(key="child", store=FileStore(state_dir), every=every, interval=0.05)
