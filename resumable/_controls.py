@@ -33,9 +33,10 @@ class Controls(Protocol):
         ...
 
     @property
-    def cut(self) -> bool:
-        """Whether the engine has cancelled the work in flight (a stop past its grace, or a
-        second stop): nothing the work yields afterwards is persisted."""
+    def interruptible(self) -> bool:
+        """Whether a stop has done all it can while the process lives: its save is made, and
+        the work is cut and still running, or runs in a plain generator's thread, which no
+        cut stops. Interrupting the process then loses nothing the job could still save."""
         ...
 
     @property

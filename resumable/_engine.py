@@ -93,6 +93,7 @@ class Job(Feeding[C]):
         self._left = asyncio.Event()
         self._unpark = asyncio.Event()
         self._deadline: float | None = None
+        self._stop_saved = False  # an abort has made its save (or tried, within its budget)
         self._detach: list[Detach] = []
         self._scoped = True
         self._outbox: Outbox[Any] = Outbox(options.converter, self._outbox_full)

@@ -60,6 +60,7 @@ class Stops(Generic[C]):
         "_phase",
         "_scoped",
         "_snap",
+        "_stop_saved",
         "_taking",
         "_unpark",
         "_work",
@@ -92,6 +93,7 @@ class Stops(Generic[C]):
     _left: asyncio.Event
     _unpark: asyncio.Event
     _deadline: float | None
+    _stop_saved: bool
     _codec: Codec[C]
     _writer: Writer
     _outbox: Outbox[Any]
@@ -112,9 +114,9 @@ class Stops(Generic[C]):
         return self._writer.saves if self._phase is not Phase.NEW else 0
 
     @property
-    def cut(self) -> bool:
-        """Whether the engine has cancelled the work in flight."""
-        return self._work.cut
+    def interruptible(self) -> bool:
+        """Whether a stop has done all it can while the process lives (see `Controls`)."""
+        return self._stop_saved and (self._work.cut or self._home is not None)
 
     @property
     def persisted(self) -> C:
@@ -215,6 +217,7 @@ class Stops(Generic[C]):
         deadline = self._narrow_deadline(total)
         log.info("job %r: %s, saving cursor %r and stopping", self.key, reason, self.cursor)
         await self._urgent("aborted", max(0.0, deadline - loop.time()), "on abort")
+        self._stop_saved = True
         if self._left.is_set():
             return
         # The work in flight gets its grace to reach its next yield, within half of what

@@ -49,19 +49,19 @@ class _SignalHub:
 
     The first signal aborts every listening job; a second one cuts the work in flight at
     once, a generator's ``finally`` included (the jobs still end ``aborted``, their saves
-    made). Only once every abort has saved and every job still running has had its work
-    cut (a stuck shutdown) does a further signal go to the handler that was installed
-    before, so that it can still be interrupted; a job closing normally, through its
-    ``finally`` and its last save, is never interrupted. Jobs come and go in any order;
-    when the last one leaves, the previous handler is put back,
-    unless someone else installed theirs in the meantime: that one stays.
+    made). A further signal goes to the handler that was installed before only once every
+    job still listening is `interruptible`: its abort has saved, and its work has been cut
+    and is stuck, or runs in a plain generator's thread, which no cut stops. So a stuck
+    shutdown can still be interrupted, and a run closing normally, through its ``finally``
+    and its last save, never is. Jobs come and go in any order; when the last one leaves,
+    the previous handler is put back, unless someone else installed theirs in the meantime:
+    that one stays.
     """
 
     def __init__(self) -> None:
         self._listeners: dict[int, list[tuple[asyncio.AbstractEventLoop, Controls, float]]] = {}
         self._previous: dict[int, _SignalHandler] = {}
         self._received = 0
-        self._aborts: list[asyncio.Future[None]] = []
 
     def add(
         self, signum: int, loop: asyncio.AbstractEventLoop, job: Controls, budget: float
@@ -80,53 +80,35 @@ class _SignalHub:
                 signal.signal(signum, previous)
         if not any(self._listeners.values()):
             self._received = 0
-            self._aborts.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self._received += 1
-        if self._received > 1 and self._stuck():
+        listening = [entry for entries in self._listeners.values() for entry in entries]
+        if self._received > 1 and all(job.interruptible for _, job, _ in listening):
             self._escalate(signum)
             return
         reason = f"received {_name(signum)}"
         for loop, job, budget in self._listeners.get(signum, []):
-            done: asyncio.Future[None] = loop.create_future()
-            self._aborts.append(done)
-            loop.call_soon_threadsafe(_spawn, job, reason, _budget(budget), done)
-
-    def _stuck(self) -> bool:
-        """Whether all that is left is a stuck shutdown: every abort has saved and returned,
-        and every job still listening had its work cut and has not ended since. A job that
-        is closing normally (its generator's ``finally``, its last save) is not stuck: a
-        further signal cuts what it still runs, and its last save lands."""
-        return all(abort.done() for abort in self._aborts) and all(
-            job.cut for listeners in self._listeners.values() for _, job, _ in listeners
-        )
+            loop.call_soon_threadsafe(_spawn, job, reason, _budget(budget))
 
     def _escalate(self, signum: int) -> None:
-        """Every stop has had its chance to save: the previous handler decides."""
+        """Every stop has done what it can: the previous handler decides."""
         for sig in list(self._listeners):
             self._listeners[sig].clear()
             previous = self._previous.pop(sig)
             if signal.getsignal(sig) == self._handle:
                 signal.signal(sig, previous)
         self._received = 0
-        self._aborts.clear()
         signal.raise_signal(signum)
 
 
 _background: set[asyncio.Task[None]] = set()
 
 
-def _spawn(job: Controls, reason: str, budget: float | None, done: asyncio.Future[None]) -> None:
+def _spawn(job: Controls, reason: str, budget: float | None) -> None:
     task = asyncio.ensure_future(job.abort(reason, budget=budget))
     _background.add(task)
-
-    def finished(task: asyncio.Task[None]) -> None:
-        _background.discard(task)
-        if not done.done():
-            done.set_result(None)
-
-    task.add_done_callback(finished)
+    task.add_done_callback(_background.discard)
 
 
 def _budget(budget: float) -> float | None:
@@ -144,10 +126,11 @@ class Signals:
     """Abort the job on SIGTERM and SIGINT: persist, stop its work, end ``"aborted"``.
 
     Only in the main thread (the only place Python delivers signals); elsewhere it does
-    nothing. A second signal cuts the work in flight at once; once the abort has saved and
-    the work, cut, is still stuck, a further one goes to the handler that was installed
-    before, so a stuck shutdown can still be interrupted. A run that is closing normally
-    (its generator's ``finally``, its last save) is never interrupted by a signal.
+    nothing. A second signal cuts the work in flight at once. Once the abort has saved, and
+    the work, cut, is still stuck (or runs in a plain generator's thread, which nothing
+    cuts), a further one goes to the handler that was installed before, so a stuck shutdown
+    can still be interrupted; a run closing normally, through its ``finally`` and its last
+    save, never is.
 
     Args:
         signals: Which signals abort the job.

@@ -1,13 +1,14 @@
 """A plain-generator job run in a child process by the sync signal and crash tests.
 
-Usage: python sync_child.py STATE_DIR LOG N [EVERY] [--stuck] [--outbox]
+Usage: python sync_child.py STATE_DIR LOG N [EVERY] [--stuck] [--outbox] [--long-grace]
 
 Processes items 0..N-1 in the main thread, appending each item's number to LOG before
 yielding the cursor after it, with a FileStore in STATE_DIR. Prints READY once it is working,
 FINALLY when the generator is closed, and the Outcome as JSON at the end. With --stuck, the
 item after READY prints STUCK and takes a minute (a SIGTERM does not cut that short), and the
 job's log goes to stdout. With --outbox, each item is also pushed into the job's outbox,
-delivered to STATE_DIR/out.jsonl.
+delivered to STATE_DIR/out.jsonl. With --long-grace, the work in flight gets 30 s, not 0.5 s,
+to reach its next yield after a stop.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def main() -> None:
         finally:
             print("FINALLY", flush=True)
 
-    options: dict[str, Any] = {"every": every, "interval": 0.05, "grace": 0.5}
+    grace = 30.0 if "--long-grace" in sys.argv else 0.5
+    options: dict[str, Any] = {"every": every, "interval": 0.05, "grace": grace}
     if sink is None:
 
         @resumable(key="child", store=FileStore(state_dir), **options)

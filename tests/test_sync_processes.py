@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers import poll
 from soak import kill_until_done, processed
 
 CHILD = Path(__file__).with_name("sync_child.py")
@@ -133,6 +134,31 @@ def test_a_second_sigint_interrupts_a_job_stuck_past_its_grace(tmp_path: Path):
         except subprocess.TimeoutExpired:
             continue
     record = json.loads((tmp_path / "state" / "child.json").read_text())
+
+    assert 0 != child.returncode
+    assert "KeyboardInterrupt" in err
+    assert "FINALLY" in out
+    assert ("aborted", 4) == (record["status"], record["cursor"])
+
+
+def test_a_second_sigint_once_the_abort_has_saved_interrupts_a_plain_job_at_once(
+    tmp_path: Path,
+):
+    """A thread cannot be cancelled, so once the abort's save has landed the second SIGINT
+    goes straight to Python's own handler, without waiting out the work's grace (30 s)."""
+    child = start(tmp_path, 1_000_000, "--stuck", "--long-grace")
+    read_until(child, "STUCK")
+    child.send_signal(signal.SIGINT)
+    record_file = tmp_path / "state" / "child.json"
+    poll(lambda: json.loads(record_file.read_text())["status"] == "aborted")
+    child.send_signal(signal.SIGINT)
+    try:
+        out, err = child.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        raise AssertionError("the second SIGINT did not interrupt the stuck step") from None
+    record = json.loads(record_file.read_text())
 
     assert 0 != child.returncode
     assert "KeyboardInterrupt" in err
