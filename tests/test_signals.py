@@ -18,13 +18,21 @@ from resumable import MemoryStore, Signals, job, resumable
 CHILD = Path(__file__).with_name("child_job.py")
 
 
-def start_child(tmp_path: Path, n: int = 100_000) -> subprocess.Popen[str]:
+def python(*args: str) -> subprocess.Popen[str]:
+    """Run a Python script in a child process, its output piped."""
     return subprocess.Popen(
-        [sys.executable, str(CHILD), str(tmp_path / "state"), str(tmp_path / "log"), str(n)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+
+def start_child(tmp_path: Path, n: int = 100_000) -> subprocess.Popen[str]:
+    return python(str(CHILD), str(tmp_path / "state"), str(tmp_path / "log"), str(n))
+
+
+def start_script(path: Path, source: str) -> subprocess.Popen[str]:
+    """Write *source* to *path* and run it in a child process."""
+    path.write_text(source)
+    return python(str(path))
 
 
 def read_until(child: subprocess.Popen[str], marker: str) -> list[str]:
@@ -58,8 +66,8 @@ def test_a_signal_persists_closes_the_generator_and_ends_aborted(tmp_path: Path,
 
 def test_a_second_sigint_interrupts_a_stuck_shutdown(tmp_path: Path):
     """Once the abort has saved and cut the work, the next SIGINT goes to Python's handler."""
-    script = tmp_path / "stuck.py"
-    script.write_text(
+    child = start_script(
+        tmp_path / "stuck.py",
         "import asyncio\n"
         "from resumable import MemoryStore, resumable\n"
         "@resumable(key='stuck', store=MemoryStore(), grace=0.1)\n"
@@ -71,10 +79,7 @@ def test_a_second_sigint_interrupts_a_stuck_shutdown(tmp_path: Path):
         "    finally:\n"
         "        print('STUCK', flush=True)\n"
         "        await asyncio.Event().wait()\n"
-        "asyncio.run(stuck())\n"
-    )
-    child = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        "asyncio.run(stuck())\n",
     )
     read_until(child, "READY")
     child.send_signal(signal.SIGINT)
@@ -158,8 +163,8 @@ def test_a_second_sigterm_while_the_generator_closes_cuts_its_finally_and_still_
     """A second SIGTERM that arrives once the work has stopped, while its `finally` hangs
     (a connection that does not close), cancels that `finally`, not the process: the run
     ends `aborted` with its last save made."""
-    script = tmp_path / "closing.py"
-    script.write_text(
+    child = start_script(
+        tmp_path / "closing.py",
         "import asyncio, json\n"
         "from resumable import FileStore, resumable\n"
         f"@resumable(key='closing', store=FileStore({str(tmp_path / 'state')!r}))\n"
@@ -178,10 +183,7 @@ def test_a_second_sigterm_while_the_generator_closes_cuts_its_finally_and_still_
         "            print('CUT', flush=True)\n"
         "            raise\n"
         "outcome = asyncio.run(work())\n"
-        "print('OUTCOME', json.dumps([outcome.status, outcome.cursor]), flush=True)\n"
-    )
-    child = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        "print('OUTCOME', json.dumps([outcome.status, outcome.cursor]), flush=True)\n",
     )
     read_until(child, "READY")
     child.send_signal(signal.SIGTERM)
