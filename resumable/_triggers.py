@@ -83,8 +83,9 @@ class _SignalHub:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self._received += 1
-        listening = [entry for entries in self._listeners.values() for entry in entries]
-        if self._received > 1 and all(job.interruptible for _, job, _ in listening):
+        if self._received > 1 and all(
+            job.interruptible for entries in self._listeners.values() for _, job, _ in entries
+        ):
             self._escalate(signum)
             return
         reason = f"received {_name(signum)}"
