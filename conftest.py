@@ -13,8 +13,9 @@ Two comments, invisible where the Markdown is rendered, steer the tests:
   the repository, or the part of it between the comments ``# [docs: PART]`` and
   ``# [docs: end]``, or its top-level function or class PART. The test fails unless the
   block is that code exactly, so neither can change without the other. For a Python file
-  it then runs the file as a module (not as ``__main__``) into the page's namespace, so the
-  block that follows runs among the names it uses.
+  it then runs the file as a module (not as ``__main__``; a file of a package is imported
+  by its name) into the page's namespace, so the block that follows runs among the names
+  it uses.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import difflib
+import importlib
 import inspect
 import os
 import re
@@ -98,8 +100,18 @@ def check_example(example: Example) -> None:
             f"copy one to the other:\n{diff}"
         )
     if path.endswith(".py"):
-        module = runpy.run_path(str(ROOT / path), run_name="__docs_example__")
-        example.namespace.update({k: v for k, v in module.items() if not k.startswith("__")})
+        example.namespace.update({k: v for k, v in load(path).items() if not k.startswith("__")})
+
+
+def load(path: str) -> dict[str, Any]:
+    """Run the example file *path* as a module; return its names.
+
+    A file of a package (an Actor's ``src/``, with its relative imports) is imported by its
+    name from the repository's root; any other file is run by its path.
+    """
+    if (ROOT / path).with_name("__init__.py").exists():
+        return vars(importlib.import_module(path.removesuffix(".py").replace("/", ".")))
+    return runpy.run_path(str(ROOT / path), run_name="__docs_example__")
 
 
 def parse_examples(document: Document) -> Iterator[Region]:

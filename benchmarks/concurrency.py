@@ -22,6 +22,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
+from measuring import rounds
+
 from resumable._concurrency import concurrently
 
 LIMIT = 64
@@ -96,16 +98,38 @@ def run(items: int, repeats: int, limit: int = LIMIT) -> dict[str, float]:
     result: dict[str, float] = {}
     for source, prefix in (("sync", ""), ("async", "async_")):
         seconds: dict[str, list[float]] = {name: [] for name in subjects}
-        for repeat in range(repeats):
-            order = list(subjects) if repeat % 2 == 0 else list(reversed(subjects))
-            for name in order:
-                seconds[name].append(_time(subjects[name], items, limit, source))
+        for _, name in rounds(list(subjects), repeats, warm_up=False):
+            seconds[name].append(_time(subjects[name], items, limit, source))
         for name, runs in seconds.items():
             result[f"{prefix}{name}_us_per_item"] = statistics.median(runs) / items * 1e6
         result[f"{prefix}ratio"] = (
             result[f"{prefix}concurrently_us_per_item"] / result[f"{prefix}taskgroup_us_per_item"]
         )
     return result
+
+
+def table(result: dict[str, float]) -> str:
+    """Render *result* as a markdown table, the ratios below it."""
+    lines = [
+        "| subject | µs per item, over a range | over an async generator |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, label in (
+        ("concurrently", "`concurrently`"),
+        ("taskgroup", "`TaskGroup` + `Semaphore`"),
+    ):
+        lines.append(
+            f"| {label} | {result[f'{name}_us_per_item']:.3f} "
+            f"| {result[f'async_{name}_us_per_item']:.3f} |"
+        )
+    lines += [
+        "",
+        (
+            f"Ratio (concurrently / TaskGroup): **{result['ratio']:.2f}x** over a range, "
+            f"**{result['async_ratio']:.2f}x** over an async generator."
+        ),
+    ]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -117,20 +141,7 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.items, args.repeats, args.limit)
     print(f"{args.items:,} no-op items, limit={args.limit}, median of {args.repeats} runs each\n")
-    print("| subject | µs per item, over a range | over an async generator |")
-    print("| --- | ---: | ---: |")
-    for name, label in (
-        ("concurrently", "`concurrently`"),
-        ("taskgroup", "`TaskGroup` + `Semaphore`"),
-    ):
-        print(
-            f"| {label} | {result[f'{name}_us_per_item']:.3f} "
-            f"| {result[f'async_{name}_us_per_item']:.3f} |"
-        )
-    print(
-        f"\nratio (concurrently / TaskGroup): **{result['ratio']:.2f}x** over a range, "
-        f"**{result['async_ratio']:.2f}x** over an async generator"
-    )
+    print(table(result))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """What checkpointing costs per item, against a bare loop and the alternatives a user would pick.
 
-Every subject runs the same async generator of cursors (``count_up``: one ``int`` per item,
-no work in between, so only the bookkeeping shows) and is timed from the start of the run to
+Every subject runs the same async generator of cursors (`shapes.count_up`: one ``int`` per
+item, no work in between, so only the bookkeeping shows; ``@resumable`` decorates that very
+function) and is timed from the start of the run to
 its end, its own start and end included (``@resumable`` claims its key and writes its final
 state; ``use_state`` opens its record). What is *not* timed is the environment a subject
 needs and would start once per process anyway: entering ``async with Actor:``, launching DBOS.
@@ -32,18 +33,20 @@ import gc
 import importlib
 import logging
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from resumable import FileStore, MemoryStore, job, resumable  # noqa: E402
+import shapes  # noqa: E402 - beside this file
+from measuring import per_item, per_item_table, rounds  # noqa: E402
+
+from resumable import FileStore, MemoryStore  # noqa: E402
 
 ITEMS = 1_000_000
 DBOS_ITEMS = 1_000
@@ -52,32 +55,20 @@ Subject = Callable[[int], Awaitable[float]]
 """Runs *n* items and returns the seconds the run took."""
 
 
-async def count_up(n: int, *, cursor: int = 0) -> AsyncIterator[int]:
-    """The job every subject runs: one cursor per item, nothing else."""
-    for i in range(cursor, n):
-        yield i + 1
-
-
 async def floor(n: int) -> float:
     """A bare ``async for`` over the same generator, keeping the latest cursor."""
     began = time.perf_counter()
-    latest = 0
-    async for cursor in count_up(n):
-        latest = cursor
+    latest = await shapes.drain(n)
     elapsed = time.perf_counter() - began
     assert latest == n
     return elapsed
 
 
 def resumable_subject(make_store: Callable[[], Any]) -> Subject:
-    """``@resumable`` over ``count_up`` with the store *make_store* returns (``None``: default)."""
+    """``@resumable`` over `count_up` with the store *make_store* returns (``None``: default)."""
 
     async def run(n: int) -> float:
-        @resumable(key="bench-cost", store=make_store())
-        async def counted(n: int, *, cursor: int = 0) -> AsyncIterator[int]:
-            for i in range(cursor, n):
-                yield i + 1
-
+        counted = shapes.decorated(make_store())
         await counted.reset(n)
         began = time.perf_counter()
         outcome = await counted(n)
@@ -89,14 +80,12 @@ def resumable_subject(make_store: Callable[[], Any]) -> Subject:
 
 
 async def advance_loop(n: int) -> float:
-    """``job()`` as a context manager, ``advance`` called once per item."""
+    """``job()`` as a context manager, ``advance`` called once per cursor of `count_up`."""
     store = MemoryStore()
     began = time.perf_counter()
-    async with job("bench-cost", cursor=0, store=store) as j:
-        async for cursor in count_up(n, cursor=j.cursor):
-            j.advance(cursor)
+    persisted = await shapes.advancing(n, store)
     elapsed = time.perf_counter() - began
-    assert j.persisted == n
+    assert persisted == n
     return elapsed
 
 
@@ -177,7 +166,7 @@ class Environment:
             began = time.perf_counter()
             state = await actor.use_state({"cursor": 0}, key="bench-use-state")
             state["cursor"] = 0
-            async for cursor in count_up(n):
+            async for cursor in shapes.count_up(n):
                 state["cursor"] = cursor
             return time.perf_counter() - began
 
@@ -205,7 +194,7 @@ class Environment:
             )
             progress = await state.initialize()
             progress.cursor = 0
-            async for cursor in count_up(n):
+            async for cursor in shapes.count_up(n):
                 progress.cursor = cursor
             await state.teardown()  # unhooks it and persists the final value
             return time.perf_counter() - began
@@ -243,33 +232,16 @@ async def measure(items: int, repeats: int, dbos_items: int | None) -> dict[str,
             environment.start_dbos()
             subjects["DBOS workflow, one step per item"] = (environment.dbos, dbos_items)
         seconds: dict[str, list[float]] = {name: [] for name in subjects}
-        # A first round warms imports, caches and the disk; it is not counted.
-        for repeat in range(repeats + 1):
-            order = list(subjects) if repeat % 2 == 0 else list(reversed(subjects))
-            for name in order:
-                subject, n = subjects[name]
-                gc.collect()
-                elapsed = await subject(n)
-                if repeat:
-                    seconds[name].append(elapsed)
+        for repeat, name in rounds(list(subjects), repeats):
+            subject, n = subjects[name]
+            gc.collect()
+            elapsed = await subject(n)
+            if repeat:
+                seconds[name].append(elapsed)
     finally:
         environment.stop_dbos()
         shutil.rmtree(directory, ignore_errors=True)
-    floor_per_item = statistics.median(seconds["floor"]) / items
-    results: dict[str, Any] = {}
-    for name, runs in seconds.items():
-        n = subjects[name][1]
-        per_item = [s / n for s in runs]
-        results[name] = {
-            "items": n,
-            "repeats": len(runs),
-            "ns_per_item": statistics.median(per_item) * 1e9,
-            "ns_per_item_min": min(per_item) * 1e9,
-            "ratio": statistics.median(per_item) / floor_per_item,
-            # Each repetition against the floor measured next to it: the spread of the ratio.
-            "ratio_runs": [r / f * items / n for r, f in zip(runs, seconds["floor"], strict=True)],
-        }
-    return results
+    return per_item(seconds, {name: n for name, (_, n) in subjects.items()}, "floor")
 
 
 def run(
@@ -281,23 +253,7 @@ def run(
 
 def table(results: dict[str, Any]) -> str:
     """Render *results* as a markdown table."""
-    lines = [
-        "| subject | items | per item (median) | x floor |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | {r['items']:,} | {_duration(r['ns_per_item'])} | {r['ratio']:,.2f}x |"
-        )
-    return "\n".join(lines)
-
-
-def _duration(ns: float) -> str:
-    if ns >= 1e6:
-        return f"{ns / 1e6:.2f} ms"
-    if ns >= 1e4:
-        return f"{ns / 1e3:.1f} µs"
-    return f"{ns:.0f} ns"
+    return per_item_table(results)
 
 
 def main() -> None:

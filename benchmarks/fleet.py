@@ -3,7 +3,7 @@
 Each worker is a process of its own (this script with ``--worker``) that runs its share of
 the shards one after the other: a ``@resumable`` job per shard, one key each, that does
 ``--work`` seconds of waiting per item (an API call, a query: time that is not CPU) and saves
-every ``--every`` items. The workers start, connect and report ready before the clock
+every 10 items. The workers start, connect and report ready before the clock
 starts, so process start-up (importing the store's client library) is not counted. Subjects:
 ``RedisStore`` and ``SQLStore`` on PostgreSQL, on a ``redis-server`` and a PostgreSQL
 cluster that the script starts on free 127.0.0.1 ports, durable as configured by default.
@@ -12,7 +12,8 @@ Printed per store and number of workers: items per second, the speed-up over one
 and how many cores the workers kept busy (their CPU time over the wall time), which shows
 what bounds the fleet on a small machine.
 
-Run: ``python benchmarks/fleet.py [--shards 16] [--items 200] [--work 0.002]`` in an
+Run: ``python benchmarks/fleet.py [--shards 16] [--items 200] [--work 0.002] [--workers
+1,2,4,8]`` in an
 environment with ``pip install -e '.[tests]'`` (or ``.[bench]``), on a machine with
 ``redis-server`` and PostgreSQL's ``initdb``/``postgres``.
 """
@@ -42,6 +43,10 @@ from resumable.sql import SQLStore  # noqa: E402
 from tests.servers import PostgresServer, RedisServer  # noqa: E402
 
 WORKERS = "1,2,4,8"
+SHARDS = 16
+ITEMS = 200
+WORK = 0.002
+EVERY = 10
 
 
 def open_store(spec: dict[str, str]) -> Store:
@@ -88,14 +93,10 @@ def machine_busy() -> tuple[float, float]:
     return 0.0, 0.0
 
 
-def measure(store: dict[str, str], workers: int, args: argparse.Namespace) -> dict[str, float]:
-    """Run the shards over *workers* processes; items/s and the cores they kept busy."""
-    shards = [f"{uuid.uuid4().hex[:8]}-{s}" for s in range(args.shards)]
-    shares = [shards[w::workers] for w in range(workers)]
-    specs = [
-        {"store": store, "shards": share, "items": args.items, "work": args.work, "every": 10}
-        for share in shares
-    ]
+def measure(store: dict[str, str], workers: int, plan: dict[str, Any]) -> dict[str, float]:
+    """Run the plan's shards over *workers* processes; items/s and the cores they kept busy."""
+    shards = [f"{uuid.uuid4().hex[:8]}-{s}" for s in range(plan["shards"])]
+    specs = [{**plan, "store": store, "shards": shards[w::workers]} for w in range(workers)]
     processes = [
         subprocess.Popen(
             [sys.executable, __file__, "--worker", json.dumps(spec)],
@@ -122,7 +123,8 @@ def measure(store: dict[str, str], workers: int, args: argparse.Namespace) -> di
         done, cpu = done + int(items), cpu + float(seconds)
     elapsed = time.perf_counter() - began
     busy = (machine_busy()[0] - busy_before) / elapsed
-    assert done == args.shards * args.items, f"{done} items done of {args.shards * args.items}"
+    expected = plan["shards"] * plan["items"]
+    assert done == expected, f"{done} items done of {expected}"
     return {"items_per_s": done / elapsed, "cores": cpu / elapsed, "machine": busy}
 
 
@@ -136,45 +138,73 @@ def stores(stack: ExitStack) -> Iterator[tuple[str, dict[str, str]]]:
     yield "SQLStore (PostgreSQL)", {"kind": "sql", "url": postgres.url, "table": "fleet_bench"}
 
 
+def run(
+    shards: int = SHARDS, items: int = ITEMS, work: float = WORK, workers: str = WORKERS
+) -> dict[str, Any]:
+    """Measure every store at every fleet size (*workers*: comma-separated sizes).
+
+    Returns:
+        The plan (``shards``, ``items``, ``work``, ``every``, ``cpus``) and, per store and
+        fleet size, ``items_per_s``, ``cores`` (the workers' CPU over the wall time) and
+        ``machine`` (every core's busy time over it).
+    """
+    plan: dict[str, Any] = {"shards": shards, "items": items, "work": work, "every": EVERY}
+    results: dict[str, Any] = {**plan, "cpus": os.cpu_count(), "stores": {}}
+    with ExitStack() as stack:
+        for name, store in stores(stack):
+            results["stores"][name] = {
+                str(size): measure(store, size, plan) for size in map(int, workers.split(","))
+            }
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    """Render *results* as a markdown table, with what bounds the fleet below it."""
+    work = results["work"]
+    lines = [
+        (
+            f"{results['shards']} shards x {results['items']} items, {work * 1000:g} ms of "
+            f"waiting per item, a save every {results['every']} items, {results['cpus']} cores."
+        ),
+        "",
+        "| store | workers | items/s | speed-up | cores busy: workers | machine |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, by_size in results["stores"].items():
+        first = next(iter(by_size.values()))["items_per_s"]
+        for size, figures in by_size.items():
+            lines.append(
+                f"| {name} | {size} | {figures['items_per_s']:,.0f} | "
+                f"{figures['items_per_s'] / first:.1f}x | {figures['cores']:.2f} | "
+                f"{figures['machine']:.2f} |"
+            )
+    lines += [
+        "",
+        (
+            f"One worker waits {work * 1000:g} ms per item, so it does at most "
+            f"{1 / work:,.0f} items/s. 'workers' is the CPU the workers spent over the wall "
+            "time; 'machine' is every core's busy time over it (the workers, the store's "
+            "server, and anything else the machine runs): near the number of cores, the "
+            "machine is the bound, not the store."
+        ),
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Measure every store at every fleet size and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--shards", type=int, default=16, help="shards (keys) in all")
-    parser.add_argument("--items", type=int, default=200, help="items per shard")
-    parser.add_argument("--work", type=float, default=0.002, help="seconds of waiting per item")
+    parser.add_argument("--shards", type=int, default=SHARDS, help="shards (keys) in all")
+    parser.add_argument("--items", type=int, default=ITEMS, help="items per shard")
+    parser.add_argument("--work", type=float, default=WORK, help="seconds of waiting per item")
     parser.add_argument("--workers", default=WORKERS, help="fleet sizes, comma-separated")
     args = parser.parse_args()
     if args.worker:
         done, cpu = asyncio.run(work_shards(json.loads(args.worker)))
         print(done, cpu)
         return
-    print(
-        f"### Fleet throughput: {args.shards} shards x {args.items} items, "
-        f"{args.work * 1000:g} ms of waiting per item, a save every 10 items, "
-        f"{os.cpu_count()} cores\n"
-    )
-    print("| store | workers | items/s | speed-up | cores busy: workers | machine |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    with ExitStack() as stack:
-        for name, store in stores(stack):
-            first = 0.0
-            for workers in map(int, args.workers.split(",")):
-                figures = measure(store, workers, args)
-                first = first or figures["items_per_s"]
-                print(
-                    f"| {name} | {workers} | {figures['items_per_s']:,.0f} | "
-                    f"{figures['items_per_s'] / first:.1f}x | {figures['cores']:.2f} | "
-                    f"{figures['machine']:.2f} |",
-                    flush=True,
-                )
-    print(
-        f"\nOne worker waits {args.work * 1000:g} ms per item, so it does at most "
-        f"{1 / args.work:,.0f} items/s. 'workers' is the CPU the workers spent over the wall "
-        "time; 'machine' is every core's busy time over it (the workers, the store's server, "
-        "and anything else the machine runs): near the number of cores, the machine is the "
-        "bound, not the store."
-    )
+    print(table(run(args.shards, args.items, args.work, args.workers)))
 
 
 if __name__ == "__main__":

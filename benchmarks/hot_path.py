@@ -1,58 +1,65 @@
-"""One subject of the hot-path benchmark, run for N items (for `instructions.py`).
+"""One subject of the instruction-count benchmark, run for N items (for `instructions.py`).
 
     python benchmarks/hot_path.py SUBJECT N
 
-SUBJECT: ``bare`` (an async generator drained by ``async for``), ``resumable`` (the same
-generator under ``@resumable``, MemoryStore, no timer, no triggers) or ``advance`` (a loop
-calling ``j.advance`` in ``async with job(...)``). Prints nothing: it exists to be counted.
+Each subject is one of `shapes.py`'s runs, the same the wall-clock benchmarks time, on a
+`MemoryStore` with no timer and no triggers (nothing that depends on the clock):
+
+- ``bare``: `count_up` drained by ``async for`` (the floor); ``resumable``: `count_up`
+  under ``@resumable``; ``advance``: its cursors fed to ``j.advance`` in ``async with job()``.
+- ``list``: `produce` drained by ``async for``, its items appended to a list (the floor with
+  outputs); ``push``: `produce` under ``@resumable``, its items pushed through the outbox
+  into a sink in memory.
+- ``plain``: `count_up_plain` drained by ``for`` (the plain floor); ``plain-resumable``:
+  `count_up_plain` under ``@resumable``; ``plain-advance``: its cursors fed to ``j.advance``
+  in ``with job()``.
+
+It prints nothing (it exists to be counted) and fails if a run did not produce N items.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 
-from resumable import MemoryStore, job, resumable
+import shapes
 
-
-async def numbers(n: int, start: int = 0) -> AsyncIterator[int]:
-    """The job's work: nothing but yielding cursors."""
-    for i in range(start, n):
-        yield i + 1
+from resumable import MemoryStore
 
 
-async def bare(n: int) -> None:
-    """The floor: the same generator, drained without resumable."""
-    async for _ in numbers(n):
-        pass
+async def _resumable(n: int) -> int:
+    return (await shapes.decorated(MemoryStore(), **shapes.QUIET)(n)).cursor
 
 
-async def decorated(n: int) -> None:
-    """The generator under ``@resumable``."""
-
-    @resumable(key="hot", store=MemoryStore(), interval=None, triggers=[])
-    async def hot(*, cursor: int = 0) -> AsyncIterator[int]:
-        async for value in numbers(n, cursor):
-            yield value
-
-    await hot()
+async def _push(n: int) -> int:
+    sink = shapes.KeepingSink()
+    await shapes.pushing(MemoryStore(), sink, **shapes.QUIET)(n)
+    return len(sink.items)
 
 
-async def advancing(n: int) -> None:
-    """The context-manager form: one ``advance`` per item."""
-    async with job("hot", 0, store=MemoryStore(), interval=None, triggers=[]) as j:
-        for i in range(n):
-            j.advance(i + 1)
+async def _list(n: int) -> int:
+    return len(await shapes.drain_into_list(n))
 
 
-SUBJECTS = {"bare": bare, "resumable": decorated, "advance": advancing}
+SUBJECTS: dict[str, Callable[[int], int]] = {
+    "bare": lambda n: asyncio.run(shapes.drain(n)),
+    "resumable": lambda n: asyncio.run(_resumable(n)),
+    "advance": lambda n: asyncio.run(shapes.advancing(n, MemoryStore(), **shapes.QUIET)),
+    "list": lambda n: asyncio.run(_list(n)),
+    "push": lambda n: asyncio.run(_push(n)),
+    "plain": shapes.drain_plain,
+    "plain-resumable": lambda n: shapes.decorated_plain(MemoryStore(), **shapes.QUIET)(n).cursor,
+    "plain-advance": lambda n: shapes.advancing_plain(n, MemoryStore(), **shapes.QUIET),
+}
 
 
 def main() -> None:
     """Run one subject for N items."""
     subject, n = sys.argv[1], int(sys.argv[2])
-    asyncio.run(SUBJECTS[subject](n))
+    produced = SUBJECTS[subject](n)
+    if produced != n:
+        sys.exit(f"{subject} produced {produced} of {n} items")
 
 
 if __name__ == "__main__":

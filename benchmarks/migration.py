@@ -20,13 +20,22 @@ After each trial the child drops its job (as the platform would kill the process
 the next trial on the same storage, so later trials resume from the saved cursor.
 
 Subjects: ``@resumable`` with `FileStore`, ``@resumable`` with `ApifyStore` (the default in
-an Actor), and the SDK's own ``Actor.use_state()`` dict updated per item. Workloads: idle
-(1 ms ``asyncio.sleep`` per item), saturated (``asyncio.sleep(0)`` per item), CPU-bound (2 ms
-of pure-Python work, then ``asyncio.sleep(0)``, per item). Trials alternate between the
+an Actor), the same pushing one dataset item per cursor into its outbox (to the local
+dataset, which writes a file per item, and to a stand-in of the platform's dataset API on
+127.0.0.1, one HTTP request per batch through the SDK's own API client, as on the platform),
+and the SDK's own ``Actor.use_state()`` dict updated per item. For the subjects with outputs,
+``durable`` is the record (the cursor and its pending outputs) and ``delivered`` is when the
+dataset holds the outputs that record covers, reported apart. Workloads: idle (1 ms
+``asyncio.sleep`` per item), saturated (``asyncio.sleep(0)`` per item), CPU-bound (2 ms of
+pure-Python work, then ``asyncio.sleep(0)``, per item). Trials alternate between the
 subjects of a workload (the order flips each round), and the moment of sending is jittered
 by 0-3 ms so that it falls anywhere in an item.
 
-Run: ``python benchmarks/migration.py [--trials 20]`` from the repository root.
+``--against DIR`` also runs every subject against the resumable of another checkout (a
+``git worktree`` of an older commit, say), alternating with this one: before and after
+figures from one run, on the same machine at the same time.
+
+Run: ``python benchmarks/migration.py [--trials 20] [--against DIR]`` from the repository root.
 """
 
 from __future__ import annotations
@@ -48,7 +57,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# A child measures the resumable it is told to (`--against`), this checkout's by default.
+sys.path.insert(0, os.environ.get("RESUMABLE_BENCH_ROOT") or str(ROOT))
 
 from resumable.testing import PlatformEvents  # noqa: E402 - after making the package importable
 
@@ -63,8 +73,12 @@ SUBJECTS: dict[str, str] = {
     "@resumable, FileStore": "file",
     "@resumable, ApifyStore": "apify",
     "@resumable, ApifyStore + outputs to the dataset": "outbox",
+    "@resumable, ApifyStore + outputs to the platform's dataset API": "outbox-api",
     "Actor.use_state() auto-save": "use_state",
 }
+OUTPUTS = ("outbox", "outbox-api")
+"""The subjects that deliver outputs: their record and their delivery are timed apart."""
+MARKS = ("received", "listener", "save_start", "durable", "delivered")
 WARM_UP = 0.03
 """Seconds a job works before the message is sent."""
 TAIL = 0.02
@@ -77,17 +91,32 @@ CAP = 2.0
 class Child:
     """One Actor process running one subject's trials on one storage, against its own stand-in."""
 
-    def __init__(self, subject: str, workload: dict[str, float], workdir: Path, cap: float) -> None:
+    def __init__(
+        self,
+        subject: str,
+        workload: dict[str, float],
+        workdir: Path,
+        cap: float,
+        root: Path = ROOT,
+    ) -> None:
         self.subject = subject
         self.workload = workload
         self.cap = cap
         self.workdir = workdir
+        self.root = root
         self.platform = PlatformEvents()
+        self.api: Any = None
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         await self.platform.__aenter__()
-        env = os.environ | self.platform.env(self.workdir / "storage") | {"PYTHONPATH": str(ROOT)}
+        env = os.environ | self.platform.env(self.workdir / "storage")
+        env |= {"PYTHONPATH": str(self.root), "RESUMABLE_BENCH_ROOT": str(self.root)}
+        if SUBJECTS[self.subject] == "outbox-api":
+            from resumable.testing._dataset_api import DatasetApi  # noqa: PLC0415 - this subject's
+
+            self.api = await DatasetApi().__aenter__()
+            env |= self.api.env()
         with (self.workdir / "child.log").open("wb") as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -120,15 +149,17 @@ class Child:
         sent = time.monotonic()
         await self.platform.send("migrating", MIGRATING)
         result: dict[str, Any] = json.loads(await self._line())
-        for mark in ("received", "listener", "save_start", "durable"):
+        for mark in MARKS:
             result[f"{mark}_ms"] = (result.pop(mark, math.inf) - sent) * 1000
         return result
 
     async def _line(self) -> str:
         assert self.process is not None
         assert self.process.stdout is not None
+        # The child's longest answer: the save's cap, the delivery's cap, the tail, and the
+        # 60 s it gives a stalled save to land before the next trial (a busy machine).
         try:
-            async with asyncio.timeout(60 + self.cap):
+            async with asyncio.timeout(2 * self.cap + TAIL + WARM_UP + 60 + 30):
                 line = await self.process.stdout.readline()
         except TimeoutError:
             line = b""
@@ -142,6 +173,8 @@ class Child:
             self.process.send_signal(signal.SIGKILL)
             await self.process.wait()
         await self.platform.__aexit__(None, None, None)
+        if self.api is not None:
+            await self.api.__aexit__(None, None, None)
 
 
 def summarize(samples: list[dict[str, Any]], cap: float) -> dict[str, Any]:
@@ -152,12 +185,15 @@ def summarize(samples: list[dict[str, Any]], cap: float) -> dict[str, Any]:
         return statistics.median(values), max(values)
 
     durable = stats("durable_ms")
+    delivered = stats("delivered_ms")
     return {
         "trials": len(samples),
         "not_done": sum(1 for s in samples if math.isinf(s["durable_ms"])),
         "cap_ms": cap * 1000,
         "latency_ms_median": durable[0],
         "latency_ms_worst": durable[1],
+        "delivered_ms_median": delivered[0],
+        "delivered_ms_worst": delivered[1],
         "received_ms_median": stats("received_ms")[0],
         "listener_ms_median": stats("listener_ms")[0],
         "save_start_ms_median": stats("save_start_ms")[0],
@@ -175,20 +211,25 @@ async def measure(
     workloads: list[str] | None = None,
     subjects: list[str] | None = None,
     cap: float = CAP,
+    against: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run *trials* migrations per subject and workload; return summaries by workload, subject.
 
-    A save not done within *cap* seconds counts as never done: ``inf`` ms.
+    A save not done within *cap* seconds counts as never done: ``inf`` ms. With *against*,
+    each subject also runs on the resumable of that checkout, as ``"<subject> [before]"``.
     """
     results: dict[str, dict[str, Any]] = {}
+    roots = {"": ROOT} if against is None else {"": ROOT, " [before]": against}
     for workload in workloads or list(WORKLOADS):
-        names = subjects or list(SUBJECTS)
+        chosen = subjects or list(SUBJECTS)
+        names = [name + suffix for suffix in roots for name in chosen]
         with tempfile.TemporaryDirectory(prefix="resumable-bench-migration-") as tmp:
             children = {}
-            for name in names:
-                workdir = Path(tmp) / SUBJECTS[name]
-                workdir.mkdir()
-                children[name] = Child(name, WORKLOADS[workload], workdir, cap)
+            for name in chosen:
+                for suffix, root in roots.items():
+                    workdir = Path(tmp) / (SUBJECTS[name] + suffix.strip(" []"))
+                    workdir.mkdir()
+                    children[name + suffix] = Child(name, WORKLOADS[workload], workdir, cap, root)
             samples: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
             try:
                 for child in children.values():
@@ -209,9 +250,10 @@ def run(
     workloads: list[str] | None = None,
     subjects: list[str] | None = None,
     cap: float = CAP,
+    against: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Measure every subject on every workload over *trials* migrations each."""
-    return asyncio.run(measure(trials, workloads, subjects, cap))
+    return asyncio.run(measure(trials, workloads, subjects, cap, against))
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -220,11 +262,12 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         (
             "| workload | subject | trials | to durable, median | worst "
             "| received → listener → save → durable (medians) "
+            "| outputs delivered (median / worst) "
             "| items started after received (median / worst) "
             "| after the save began (median / worst) "
             "| saved cursor behind latest (median / worst) |"
         ),
-        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for workload, by_subject in results.items():
         for name, r in by_subject.items():
@@ -233,9 +276,15 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                 format_ms(r[f"{mark}_ms_median"], cap)
                 for mark in ("received", "listener", "save_start", "latency")
             )
+            delivered = (
+                f"{format_ms(r['delivered_ms_median'], cap)} / "
+                f"{format_ms(r['delivered_ms_worst'], cap)}"
+                if SUBJECTS[name.removesuffix(" [before]")] in OUTPUTS
+                else "-"
+            )
             lines.append(
                 f"| {workload} | {name} | {r['trials']} | {format_ms(r['latency_ms_median'], cap)} "
-                f"| {format_ms(r['latency_ms_worst'], cap)} | {breakdown} "
+                f"| {format_ms(r['latency_ms_worst'], cap)} | {breakdown} | {delivered} "
                 f"| {r['started_after_received_median']:g} / "
                 f"{r['started_after_received_worst']:g} "
                 f"| {r['started_after_listener_median']:g} / "
@@ -318,23 +367,30 @@ async def child(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one instru
             if timed is not None:
                 migration_save_done(json.loads(data)["cursor"], timed)
 
-    delivering: list[tuple[int, int]] = []  # (cursor, trial) of a migration save's outputs
+    delivered = asyncio.Event()
+    # (items the dataset holds once the migration's record is delivered, trial)
+    delivering: list[tuple[int, int]] = []
 
     class TimedApifyStore(ApifyStore):
         async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
             timed = migration_save_begins()
             await super().save(key, data, guard=guard)
             if timed is not None:
-                if args.subject == "outbox":  # durable once its outputs are in the dataset
-                    delivering.append((json.loads(data)["cursor"], timed))
-                else:
-                    migration_save_done(json.loads(data)["cursor"], timed)
+                record = json.loads(data)
+                migration_save_done(record["cursor"], timed)
+                if args.subject in OUTPUTS:  # its outputs are delivered after it, timed apart
+                    outbox = record["outbox"]
+                    delivering.append((outbox["delivered"] + len(outbox["pending"]), timed))
 
     class TimedDatasetSink(DatasetSink):
         async def append(self, items: Sequence[Any], start: int) -> None:
             await super().append(items, start)
-            while delivering:
-                migration_save_done(*delivering.pop())
+            if not delivering or start + len(items) < delivering[0][0]:
+                return
+            _, of_trial = delivering.pop()
+            if of_trial == trial[0]:
+                marks["delivered"] = now()
+                delivered.set()
 
     persist_state = RecoverableState.persist_state
 
@@ -373,7 +429,14 @@ async def child(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one instru
                 latest[0] = cursor
                 yield cursor
 
-        @resumable(key="bench-migration-out", store=store, sink=TimedDatasetSink())
+        dataset = None
+        if args.subject == "outbox-api":  # the platform's API client, on the stand-in's URL
+            from apify.storage_clients import ApifyStorageClient  # noqa: PLC0415
+            from crawlee.storages import Dataset  # noqa: PLC0415
+
+            dataset = await Dataset.open(id="bench-migration", storage_client=ApifyStorageClient())
+
+        @resumable(key="bench-migration-out", store=store, sink=TimedDatasetSink(dataset))
         async def work_out(
             *, cursor: int = 0, out: Outbox[dict[str, int]] = Outbox.GIVEN
         ) -> AsyncIterator[int]:
@@ -401,10 +464,13 @@ async def child(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one instru
             marks.clear()
             starts.clear()
             saved.clear()
+            delivered.clear()
+            delivering.clear()
             trial[0] += 1
             jobs: dict[str, Callable[[], Coroutine[Any, Any, object]]] = {
                 "use_state": use_state_loop,
                 "outbox": work_out,
+                "outbox-api": work_out,
             }
             task = asyncio.create_task(jobs.get(args.subject, work)())
             began = now()
@@ -417,6 +483,10 @@ async def child(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one instru
                 async with asyncio.timeout(args.cap):
                     await saved.wait()
             done = saved.is_set()
+            if done and args.subject in OUTPUTS:  # the delivery, within the same cap
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(args.cap):
+                        await delivered.wait()
             if done:
                 await asyncio.sleep(TAIL)
             task.cancel()
@@ -430,6 +500,8 @@ async def child(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one instru
                 "started_after_listener": sum(1 for s in starts if s >= listener),
                 "stale_by": latest_at_durable[0] - saved_cursor[0] if done else math.inf,
             }
+            if not delivered.is_set():
+                result.pop("delivered", None)
             if not done:
                 result.pop("durable", None)
                 # Let the stalled save land now that the loop is idle, so that it does not
@@ -445,6 +517,11 @@ def main() -> None:
     """Run the benchmark (or, with ``--child``, one subject's Actor) and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="also measure the resumable of this checkout, alternating: before/after figures",
+    )
     parser.add_argument("--child", dest="subject", help=argparse.SUPPRESS)
     parser.add_argument("--delay", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -454,7 +531,7 @@ def main() -> None:
     if args.subject:
         asyncio.run(child(args))
         return
-    print(table(run(args.trials)))
+    print(table(run(args.trials, against=args.against)))
 
 
 if __name__ == "__main__":

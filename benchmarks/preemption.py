@@ -41,6 +41,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from measuring import rounds  # noqa: E402 - beside this file
+
 from resumable import FileStore, Guard, MemoryStore, resumable  # noqa: E402
 from resumable._controls import Controls  # noqa: E402
 from resumable._triggers import Detach, Trigger  # noqa: E402
@@ -53,6 +55,8 @@ from resumable.testing import (  # noqa: E402
     MetadataServer,
 )
 
+TRIALS = 20
+STARTUP_TRIALS = 200
 PROVIDERS = ("aws", "gcp", "azure")
 CADENCE = {"aws": 5.0, "gcp": 0.05, "azure": 1.0}
 """Seconds between the trigger's polls (Google Cloud is long-polled: any short spread)."""
@@ -117,17 +121,9 @@ WORKLOADS = {"sleep(0)": 0.0, "1 ms I/O": 0.001}
 CURSORS_BY_WORKLOAD = {0.0: 1000, 0.001: 50}
 
 
-async def startup(trials: int) -> list[str]:
-    """The start-up table: off-cloud cost of the trigger, side by side with none."""
-    rows = [
-        "### Start-up off a cloud: attach to first cursor, and a whole run (1000 or 50 items)",
-        "",
-        (
-            "| items | endpoints | first cursor without / with (µs, median) | extra | p90 with "
-            "| run without / with (ms, median) | run ratio |"
-        ),
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
+async def startup(trials: int) -> list[dict[str, Any]]:
+    """Off-cloud cost of the trigger, side by side with none: one row per workload and way."""
+    rows = []
     with black_holes() as holes:
         for workload, delay in WORKLOADS.items():
             for label, endpoints in (("refused", closed_ports()), ("dropped", holes)):
@@ -137,20 +133,39 @@ async def startup(trials: int) -> list[str]:
                 }
                 firsts: dict[str, list[float]] = {name: [] for name in subjects}
                 runs: dict[str, list[float]] = {name: [] for name in subjects}
-                for trial in range(trials):
-                    order = list(subjects) if trial % 2 == 0 else list(reversed(subjects))
-                    for name in order:
-                        first, run = await startup_trial(subjects[name](), Mark(), delay)
-                        firsts[name].append(first)
-                        runs[name].append(run)
-                a, b = (statistics.median(firsts[name]) * 1e6 for name in subjects)
-                c, d = (statistics.median(runs[name]) * 1e3 for name in subjects)
-                p90 = statistics.quantiles(firsts["with"], n=10)[-1] * 1e6
+                for _, name in rounds(list(subjects), trials, warm_up=False):
+                    first, whole = await startup_trial(subjects[name](), Mark(), delay)
+                    firsts[name].append(first)
+                    runs[name].append(whole)
                 rows.append(
-                    f"| {workload} | {label} | {a:.0f} / {b:.0f} | {b - a:+.0f} | {p90:.0f} "
-                    f"| {c:.1f} / {d:.1f} | {d / c:.3f} |"
+                    {
+                        "items": workload,
+                        "endpoints": label,
+                        "first_us": {n: statistics.median(v) * 1e6 for n, v in firsts.items()},
+                        "first_us_p90_with": statistics.quantiles(firsts["with"], n=10)[-1] * 1e6,
+                        "run_ms": {n: statistics.median(v) * 1e3 for n, v in runs.items()},
+                    }
                 )
     return rows
+
+
+def startup_table(rows: list[dict[str, Any]]) -> str:
+    """The start-up rows as a markdown table."""
+    lines = [
+        (
+            "| items | endpoints | first cursor without / with (µs, median) | extra | p90 with "
+            "| run without / with (ms, median) | run ratio |"
+        ),
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        a, b = r["first_us"]["without"], r["first_us"]["with"]
+        c, d = r["run_ms"]["without"], r["run_ms"]["with"]
+        lines.append(
+            f"| {r['items']} | {r['endpoints']} | {a:.0f} / {b:.0f} | {b - a:+.0f} "
+            f"| {r['first_us_p90_with']:.0f} | {c:.1f} / {d:.1f} | {d / c:.3f} |"
+        )
+    return "\n".join(lines)
 
 
 class DurableStore(FileStore):
@@ -215,15 +230,9 @@ async def latency_trial(
         return store.durable - announced, store.durable - heard
 
 
-async def latency(trials: int, poll_interval: float | None) -> list[str]:
-    """The notice-to-durable table, one row per provider."""
-    cadence = "each provider's own" if poll_interval is None else f"{poll_interval} s"
-    rows = [
-        f"### Notice to durable cursor (ms), {trials} trials, polling at {cadence} cadence",
-        "",
-        "| stand-in | announced → durable, median | worst | heard → durable, median | worst |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
+async def latency(trials: int, poll_interval: float | None) -> dict[str, Any]:
+    """Notice to durable per provider, and one `FileStore` write alone, in milliseconds."""
+    by_provider: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for provider in PROVIDERS:
             results = [
@@ -232,16 +241,44 @@ async def latency(trials: int, poll_interval: float | None) -> list[str]:
             ]
             total = [r[0] * 1e3 for r in results]
             heard = [r[1] * 1e3 for r in results]
-            rows.append(
-                f"| {provider} | {statistics.median(total):.1f} | {max(total):.1f} | "
-                f"{statistics.median(heard):.1f} | {max(heard):.1f} |"
-            )
+            by_provider[provider] = {
+                "announced_ms_median": statistics.median(total),
+                "announced_ms_worst": max(total),
+                "heard_ms_median": statistics.median(heard),
+                "heard_ms_worst": max(heard),
+            }
         alone = [await plain_save(Path(tmp) / f"alone{trial}") * 1e3 for trial in range(trials)]
-        rows.append(
-            f"| (one `FileStore` save alone) | | | {statistics.median(alone):.1f} | "
-            f"{max(alone):.1f} |"
+    return {
+        "trials": trials,
+        "poll_interval": poll_interval,
+        "providers": by_provider,
+        "save_alone_ms_median": statistics.median(alone),
+        "save_alone_ms_worst": max(alone),
+    }
+
+
+def latency_table(results: dict[str, Any]) -> str:
+    """The notice-to-durable figures as a markdown table, one row per provider."""
+    lines = [
+        "| stand-in | announced → durable, median | worst | heard → durable, median | worst |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for provider, r in results["providers"].items():
+        lines.append(
+            f"| {provider} | {r['announced_ms_median']:.1f} | {r['announced_ms_worst']:.1f} | "
+            f"{r['heard_ms_median']:.1f} | {r['heard_ms_worst']:.1f} |"
         )
-    return rows
+    lines.append(
+        f"| (one `FileStore` save alone) | | | {results['save_alone_ms_median']:.1f} | "
+        f"{results['save_alone_ms_worst']:.1f} |"
+    )
+    return "\n".join(lines)
+
+
+def cadence(results: dict[str, Any]) -> str:
+    """How often the trigger polled, in words."""
+    interval = results["poll_interval"]
+    return "at each provider's own cadence" if interval is None else f"every {interval:g} s"
 
 
 async def plain_save(directory: Path) -> float:
@@ -252,19 +289,66 @@ async def plain_save(directory: Path) -> float:
     return time.perf_counter() - started
 
 
-async def main() -> None:
+async def measure(
+    trials: int, startup_trials: int, poll_interval: float | None, sections: set[str]
+) -> dict[str, Any]:
+    """Run the chosen *sections* (``startup``, ``latency``); return their figures."""
+    results: dict[str, Any] = {}
+    if "startup" in sections:
+        results["startup"] = await startup(startup_trials)
+    if "latency" in sections:
+        results["latency"] = await latency(trials, poll_interval)
+    return results
+
+
+def run(
+    trials: int = TRIALS,
+    startup_trials: int = STARTUP_TRIALS,
+    poll_interval: float | None = None,
+    sections: tuple[str, ...] = ("startup", "latency"),
+) -> dict[str, Any]:
+    """Measure the start-up cost (*startup_trials* jobs per subject) and notice to durable
+    (*trials* notices per stand-in, polling every *poll_interval* s or at each provider's
+    own cadence)."""
+    return asyncio.run(measure(trials, startup_trials, poll_interval, set(sections)))
+
+
+def table(results: dict[str, Any]) -> str:
+    """Render *results* as markdown: a heading and a table per section that ran."""
+    parts = []
+    if "startup" in results:
+        parts += [
+            "Start-up off a cloud: attach to first cursor, and a whole run (1000 or 50 items):",
+            "",
+            startup_table(results["startup"]),
+        ]
+    if "latency" in results:
+        r = results["latency"]
+        parts += [
+            *([""] if parts else []),
+            (
+                f"Notice to durable cursor (ms), {r['trials']} notices per stand-in, polling "
+                f"{cadence(r)}:"
+            ),
+            "",
+            latency_table(r),
+        ]
+    return "\n".join(parts)
+
+
+def main() -> None:
+    """Run with the command line's sizes and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=20, help="notices per stand-in")
-    parser.add_argument("--startup-trials", type=int, default=200, help="jobs per subject")
+    parser.add_argument("--trials", type=int, default=TRIALS, help="notices per stand-in")
+    parser.add_argument(
+        "--startup-trials", type=int, default=STARTUP_TRIALS, help="jobs per subject"
+    )
     parser.add_argument("--poll-interval", type=float, default=None, help="AWS/Azure polling")
     parser.add_argument("--only", default="startup,latency", help="sections to run")
     args = parser.parse_args()
-    sections = set(args.only.split(","))
-    if "startup" in sections:
-        print("\n".join(await startup(args.startup_trials)), end="\n\n", flush=True)
-    if "latency" in sections:
-        print("\n".join(await latency(args.trials, args.poll_interval)), flush=True)
+    sections = tuple(args.only.split(","))
+    print(table(run(args.trials, args.startup_trials, args.poll_interval, sections)))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -1,34 +1,33 @@
-"""Run every benchmark, print one markdown report with the targets, and draw the docs' plot.
+"""Run every benchmark, write one report with the machine and the versions, and draw its plot.
 
 Run from the repository root, in an environment with ``pip install -e '.[bench]'``::
 
-    python benchmarks/run.py            # about 2 minutes on 2 cores
-    python benchmarks/run.py --quick    # a smaller, rougher pass (about 25 s)
-    python benchmarks/run.py --full     # more repetitions, items and trials (about 5 minutes)
-    python benchmarks/run.py --only cost,scale --no-plot
-    python benchmarks/run.py --docs     # also update the docs (plot and report)
+    python benchmarks/run.py            # every section: under ~10 minutes on 2 cores
+    python benchmarks/run.py --quick    # rougher figures, under a minute
+    python benchmarks/run.py --full     # more repetitions, items and trials
+    python benchmarks/run.py --smoke    # the smallest sizes: does every benchmark run?
+    python benchmarks/run.py --only cost,outputs --no-plot
+    python benchmarks/run.py --docs     # also rewrite docs/performance.md and its plot
 
-or ``nox -s bench -- --quick``. Every figure is a median over repetitions or trials, and
-every ratio compares subjects measured alternately in the same run. The report is printed and
-also written, with the raw figures as JSON, to ``benchmarks/out/``; the plot goes to
-``benchmarks/out/performance.png`` unless ``--plot`` says where; ``--docs`` puts the plot
-in ``docs/images/`` and the report into ``docs/performance.md``, between its two
-``benchmark results`` comments.
+or ``nox -s bench -- --quick``. The sections are `sections.py`'s (``--list`` names them).
+Every figure is a median over repetitions or trials, and every ratio compares subjects
+measured side by side in the same run. The report is printed and also written, with the
+raw figures as JSON, to ``benchmarks/out/``; the plot goes to
+``benchmarks/out/performance.png`` unless ``--plot`` says where. ``--docs`` runs every
+section (so it needs every tool and server they use), puts the plot in ``docs/images/``
+and the report into ``docs/performance.md`` between its two ``benchmark results``
+comments, with a digest of the benchmarks that measured it (`freshness.py`), which the
+docs' build checks.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.metadata
+import importlib.util
 import json
 import math
-import os
-import platform
 import sys
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,372 +35,75 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
 
-import concurrency  # noqa: E402 - the benchmarks beside this file
-import cost  # noqa: E402
-import migration  # noqa: E402
-import scale  # noqa: E402
+import freshness  # noqa: E402 - the benchmarks beside this file
+import machine  # noqa: E402
+import plot  # noqa: E402
+import targets  # noqa: E402
+from sections import BY_NAME, PRESETS, SECTIONS, Section  # noqa: E402
 
 DOCS = ROOT / "docs" / "images"
 PAGE = ROOT / "docs" / "performance.md"
 BEGIN = "<!-- benchmark results: begin"
 END = "<!-- benchmark results: end -->"
-SECTIONS = ("cost", "migration", "scale", "sizes", "concurrency")
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {
-        "cost": {"items": 200_000, "repeats": 3, "dbos_items": 100},
-        "migration": {"trials": 5, "cap": 1.0},
-        "scale": {"yields": 2_000_000},
-        "sizes": {"saves": 10},
-        "concurrency": {"items": 50_000, "repeats": 3},
-    },
-    "default": {
-        "cost": {"items": 1_000_000, "repeats": 7, "dbos_items": 1_000},
-        "migration": {"trials": 20, "cap": 2.0},
-        "scale": {"yields": 10_000_000},
-        "sizes": {"saves": 30},
-        "concurrency": {"items": 200_000, "repeats": 5},
-    },
-    "full": {
-        "cost": {"items": 1_000_000, "repeats": 15, "dbos_items": 2_000},
-        "migration": {"trials": 40, "cap": 3.0},
-        "scale": {"yields": 10_000_000},
-        "sizes": {"saves": 100},
-        "concurrency": {"items": 200_000, "repeats": 11},
-    },
-}
-
-COST_TARGET = 1.3
-CONCURRENCY_TARGET = 1.5
-FILESTORE_TARGETS = {  # workload: (median, worst) in ms
-    "idle": (3.0, 15.0),
-    "saturated": (3.0, 15.0),
-    "CPU-bound": (12.0, 50.0),
-}
-APIFY_WORST_TARGET = 50.0
-MiB = 1024 * 1024
-DRIFT_TARGET = 0.15
+DOCS_NEEDS = ("dbos", "matplotlib")
+"""Packages of the ``bench`` extra that ``--docs`` requires: the page shows what they draw."""
 
 
-def measure(sections: list[str], preset: dict[str, Any]) -> dict[str, Any]:
-    """Run the chosen *sections* with the *preset*'s sizes; return their raw results."""
-    runners: dict[str, Callable[[dict[str, Any]], Any]] = {
-        "cost": lambda p: cost.run(p["items"], p["repeats"], p["dbos_items"] or None),
-        "migration": lambda p: migration.run(p["trials"], cap=p["cap"]),
-        "scale": lambda p: scale.long_run(p["yields"]),
-        "sizes": lambda p: {
-            store: {str(size): r for size, r in by_size.items()}
-            for store, by_size in scale.sizes(p["saves"]).items()
-        },
-        "concurrency": lambda p: concurrency.run(p["items"], p["repeats"]),
-    }
+def measure(sections: list[Section], preset: str) -> dict[str, Any]:
+    """Run *sections* with their *preset* sizes; return their figures and their durations."""
     results: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
     for section in sections:
         began = time.perf_counter()
-        print(f"running {section} ...", file=sys.stderr, flush=True)
-        results[section] = runners[section](preset[section])
-        print(f"  {section}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
-    return results
+        print(f"running {section.name} ...", file=sys.stderr, flush=True)
+        sizes = section.sizes[preset]
+        assert sizes is not None
+        results[section.name] = section.run(sizes)
+        seconds[section.name] = time.perf_counter() - began
+        print(f"  {section.name}: {seconds[section.name]:.0f} s", file=sys.stderr, flush=True)
+    return {"figures": results, "seconds": seconds}
 
 
-def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """Each target the issue set, what was measured, and whether it is met."""
-    checks: list[tuple[str, str, bool]] = []
-    if "cost" in results:
-        for name in ("@resumable, MemoryStore", "@resumable, FileStore"):
-            ratio = results["cost"][name]["ratio"]
-            checks.append((f"{name}: <= {COST_TARGET}x the floor", f"{ratio:.2f}x", ratio <= 1.3))
-    for workload, by_subject in results.get("migration", {}).items():
-        checks += _migration_targets(workload, by_subject)
-    if "scale" in results:
-        r = results["scale"]
-        growth = r["rss_growth_bytes"]
-        checks.append(
-            ("memory growth over the run < 1 MiB", f"{growth / 1024:+.0f} KiB", growth < MiB)
-        )
-        drift = r["cost_drift_after_first"]
-        checks.append(
-            (
-                f"cost per item constant: each million after the first within {DRIFT_TARGET:.0%}",
-                f"max/min {drift:.2f}x",
-                drift <= 1 + DRIFT_TARGET,
-            )
-        )
-        writes, bound = r["writes"], r["writes_bound"]
-        checks.append(("writes within the policy", f"{writes} <= {bound}", writes <= bound))
-    if "concurrency" in results:
-        ratio = results["concurrency"]["ratio"]
-        target = f"`concurrently` <= {CONCURRENCY_TARGET}x a bounded TaskGroup"
-        checks.append((target, f"{ratio:.2f}x", ratio <= CONCURRENCY_TARGET))
-    return checks
-
-
-def _migration_targets(workload: str, by_subject: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    checks: list[tuple[str, str, bool]] = []
-    file = by_subject.get("@resumable, FileStore")
-    if file is not None and workload in FILESTORE_TARGETS:
-        median, worst = FILESTORE_TARGETS[workload]
-        got = (file["latency_ms_median"], file["latency_ms_worst"])
-        checks.append(
-            (
-                f"{workload}, FileStore: median <= {median:g} ms, worst <= {worst:g} ms",
-                f"{got[0]:.1f} ms, {got[1]:.1f} ms",
-                got[0] <= median and got[1] <= worst,
-            )
-        )
-    apify = by_subject.get("@resumable, ApifyStore")
-    sdk = by_subject.get("Actor.use_state() auto-save")
-    if apify is not None and sdk is not None:
-        ours, theirs = apify["latency_ms_median"], sdk["latency_ms_median"]
-        worst = apify["latency_ms_worst"]
-        checks.append(
-            (
-                f"{workload}, ApifyStore: median <= the SDK's, worst <= {APIFY_WORST_TARGET:g} ms",
-                f"{_ms(ours, apify)} vs {_ms(theirs, sdk)}, worst {_ms(worst, apify)}",
-                ours <= theirs and worst <= APIFY_WORST_TARGET,
-            )
-        )
-    ours_only = {n: r for n, r in by_subject.items() if n.startswith("@resumable")}
-    if ours_only:
-        after_save = max(r["started_after_listener_worst"] for r in ours_only.values())
-        behind = max(r["stale_by_worst"] for r in ours_only.values())
-        after_received = max(r["started_after_received_worst"] for r in ours_only.values())
-        checks.append(
-            (
-                f"{workload}, @resumable: 0 items started once saving began, saved cursor 0 behind",
-                f"{after_save:g} items, {behind:g} behind (worst of both stores)",
-                after_save == 0 and behind == 0,
-            )
-        )
-        checks.append(
-            (
-                f"{workload}, @resumable: 0 items started after the SDK received `migrating`",
-                f"{after_received:g} (worst of both stores)",
-                after_received == 0,
-            )
-        )
-    return checks
-
-
-def _ms(value: float, result: dict[str, Any]) -> str:
-    return migration.format_ms(value, result["cap_ms"])
-
-
-def machine() -> str:
-    """One line that says where and with what the figures were measured."""
-    versions = []
-    for package in ("apify", "crawlee", "dbos"):
-        try:
-            versions.append(f"{package} {importlib.metadata.version(package)}")
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return (
-        f"{platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, "
-        + ", ".join(versions)
-        + f"; {datetime.now(UTC):%Y-%m-%d}"
-    )
-
-
-def report(results: dict[str, Any], command: str) -> str:
-    """The whole report as markdown: machine, command, each section's table, the targets."""
-    parts = [f"Measured with `{command}` ({machine()}).", ""]
-    if "cost" in results:
-        items = results["cost"]["floor"]["items"]
-        parts += [f"### Cost per item ({items:,} items)", "", cost.table(results["cost"]), ""]
-    if "migration" in results:
+def report(
+    run: dict[str, Any], sections: list[Section], left_out: dict[str, str], command: str
+) -> str:
+    """The whole report as markdown: how and where, each section's table, the targets."""
+    minutes = sum(run["seconds"].values()) / 60
+    parts = [
+        f"Measured with `{command}` ({minutes:.0f} min), on:",
+        "",
+        machine.table(run["machine"], run["load_after"]),
+        "",
+    ]
+    figures = run["figures"]
+    checks: list[targets.Check] = []
+    for section in sections:
         parts += [
-            "### Time to safety on `migrating`",
+            f"### {section.heading}",
             "",
-            (
-                "From the message leaving the stand-in to the cursor being durable; the "
-                "breakdown is in ms since the message left."
-            ),
+            section.about,
             "",
-            migration.table(results["migration"]),
+            section.table(figures[section.name]),
             "",
         ]
-    if "scale" in results:
-        parts += ["### A long run", "", scale.long_run_table(results["scale"]), ""]
-    if "sizes" in results:
-        by_size = {
-            store: {int(size): r for size, r in sizes.items()}
-            for store, sizes in results["sizes"].items()
-        }
-        parts += ["### Save and load time by cursor size", "", scale.sizes_table(by_size), ""]
-    if "concurrency" in results:
-        r = results["concurrency"]
-        parts += [
-            "### `concurrently` against a bounded TaskGroup",
-            "",
-            "| subject | per item (median) |",
-            "| --- | ---: |",
-            f"| `concurrently` | {r['concurrently_us_per_item']:.2f} µs |",
-            f"| `TaskGroup` + `Semaphore` | {r['taskgroup_us_per_item']:.2f} µs |",
-            f"| ratio | {r['ratio']:.2f}x |",
-            "",
-        ]
-    checks = targets(results)
-    if checks:
-        parts += ["### Targets", "", "| target | measured | met |", "| --- | --- | :---: |"]
-        parts += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in checks]
+        if section.checks is not None:
+            checks += section.checks(figures[section.name])
+    if left_out:
+        parts += ["### Left out of this run", ""]
+        parts += [f"- {name}: {why}" for name, why in left_out.items()]
         parts.append("")
+    if checks:
+        parts += ["### Targets", "", targets.table(checks), ""]
     return "\n".join(parts)
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
-    """Draw the sections that ran into one PNG at *path*."""
-    # Imported by name, untyped: only the plot needs matplotlib, and type-checking does not.
-    importlib.import_module("matplotlib").use("Agg")
-    plt: Any = importlib.import_module("matplotlib.pyplot")
-
-    painters: dict[str, Callable[[Any, Any], None]] = {
-        "cost": _plot_cost,
-        "migration": _plot_migration,
-        "scale": _plot_scale,
-        "sizes": _plot_sizes,
+def panels(figures: dict[str, Any], sections: list[Section]) -> dict[str, tuple[plot.Painter, Any]]:
+    """The plot's panels: each section that ran and has a painter, with its figures."""
+    return {
+        s.name: (s.painter, figures[s.name])
+        for s in sections
+        if s.painter is not None and s.name in figures
     }
-    panels = [s for s in painters if s in results]
-    if not panels:
-        return
-    columns = 2 if len(panels) > 1 else 1
-    rows = (len(panels) + 1) // 2
-    figure, axes = plt.subplots(rows, columns, figsize=(7 * columns, 4.6 * rows), squeeze=False)
-    cells = [ax for row in axes for ax in row]
-    for ax in cells[len(panels) :]:
-        ax.set_visible(False)
-    for ax, panel in zip(cells, panels, strict=False):
-        painters[panel](ax, results[panel])
-    figure.suptitle(f"resumable benchmarks: {machine()}", fontsize=9)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def _plot_cost(ax: Any, data: dict[str, Any]) -> None:
-    names = list(data)[::-1]
-    values = [data[n]["ns_per_item"] for n in names]
-    colors = [
-        "black" if n == "floor" else "tab:green" if n.startswith(("@", "job")) else "tab:gray"
-        for n in names
-    ]
-    ax.barh(names, values, color=colors)
-    ax.set_xscale("log")
-    for y, (n, v) in enumerate(zip(names, values, strict=True)):
-        ax.text(v * 1.15, y, f"{data[n]['ratio']:,.2f}x", va="center", fontsize=8)
-    ax.set_xlim(right=max(values) * 40)
-    ax.set_xlabel("time per item, ns (log scale; label: x the floor)")
-    ax.set_title("Cost per item")
-    ax.tick_params(axis="y", labelsize=8)
-
-
-def _plot_migration(ax: Any, data: dict[str, Any]) -> None:
-    workloads = list(data)
-    subjects = list(next(iter(data.values())))
-    width = 0.8 / len(subjects)
-    for i, subject in enumerate(subjects):
-        xs = [w + (i - (len(subjects) - 1) / 2) * width for w in range(len(workloads))]
-        cap = data[workloads[0]][subject]["cap_ms"]
-        medians = [min(data[w][subject]["latency_ms_median"], cap) for w in workloads]
-        worsts = [min(data[w][subject]["latency_ms_worst"], cap) for w in workloads]
-        ax.bar(xs, medians, width, label=subject)
-        ax.scatter(xs, worsts, marker="_", s=200, color="black", zorder=3)
-    for w, workload in enumerate(workloads):
-        if workload in FILESTORE_TARGETS:
-            median, _ = FILESTORE_TARGETS[workload]
-            ax.hlines(median, w - 0.45, w + 0.45, colors="tab:red", linestyles="dashed")
-    ax.scatter([], [], marker="_", s=200, color="black", label="worst (capped at the wait)")
-    ax.plot([], [], color="tab:red", linestyle="dashed", label="target median, FileStore")
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(workloads)), workloads)
-    ax.set_ylabel("ms from `migrating` sent to durable (log)")
-    ax.set_title("Time to safety on `migrating` (bar: median)")
-    ax.legend(fontsize=7)
-
-
-def _plot_scale(ax: Any, data: dict[str, Any]) -> None:
-    per_item = data["ns_per_item_by_million"]
-    ax.plot(range(1, len(per_item) + 1), per_item, marker="o", label="ns per item")
-    ax.set_ylim(0, max(per_item) * 1.3)
-    ax.set_xlabel("millions of yields")
-    ax.set_ylabel("ns per item in that million")
-    memory = ax.twinx()
-    rss = [b / MiB for b in data["rss_by_million"]]
-    memory.plot(range(len(rss)), rss, color="tab:orange", marker=".")
-    memory.set_ylim(0, max(rss) * 1.3)
-    memory.set_ylabel("resident memory, MiB", color="tab:orange")
-    ax.set_title(f"A long run: {data['yields']:,} yields, {data['writes']} writes")
-
-
-def _plot_sizes(ax: Any, data: dict[str, Any]) -> None:
-    for store, by_size in data.items():
-        sizes = sorted(int(s) for s in by_size)
-        for what, marker, style in (("save", "o", "-"), ("load", "x", "--")):
-            values = [by_size[str(s)][f"{what}_us"] for s in sizes]
-            ax.plot(sizes, values, marker=marker, linestyle=style, label=f"{store} {what}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("cursor size, bytes")
-    ax.set_ylabel("µs (median)")
-    ax.set_title("Save and load by cursor size")
-    ax.legend(fontsize=7)
-
-
-def _finite(value: Any) -> Any:
-    """*value* with every infinite float (a save that never finished) as ``None``, for JSON."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and math.isinf(value):
-        return None
-    return value
-
-
-def main() -> None:
-    """Parse the command line, run, report, plot."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="fewer items and trials (~25 s)")
-    size.add_argument("--full", action="store_true", help="more items and trials (~5 min)")
-    parser.add_argument(
-        "--only", help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}"
-    )
-    parser.add_argument("--plot", type=Path, default=HERE / "out" / "performance.png")
-    parser.add_argument("--no-plot", action="store_true", help="skip the plot (no matplotlib)")
-    parser.add_argument("--out", type=Path, default=HERE / "out", help="where results go")
-    parser.add_argument(
-        "--docs",
-        action="store_true",
-        help=f"also update the docs: the plot in {DOCS.relative_to(ROOT)}/, the report in "
-        f"{PAGE.relative_to(ROOT)}",
-    )
-    args = parser.parse_args()
-    if args.docs:
-        args.plot = DOCS / "performance.png"
-    sections = list(SECTIONS)
-    if args.only:
-        sections = [s.strip() for s in args.only.split(",") if s.strip()]
-        unknown = set(sections) - set(SECTIONS)
-        if unknown:
-            parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {SECTIONS}")
-    preset = PRESETS["quick" if args.quick else "full" if args.full else "default"]
-    began = time.perf_counter()
-    results = measure(sections, preset)
-    command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
-    text = report(results, command.strip())
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.md").write_text(text)
-    (args.out / "results.json").write_text(json.dumps(_finite(results), indent=1) + "\n")
-    if args.docs:
-        # In the page itself, so that it reads whole wherever its Markdown is shown.
-        PAGE.write_text(with_results(PAGE.read_text(), text))
-    if not args.no_plot:
-        plot(results, args.plot)
-        print(f"plot: {args.plot}", file=sys.stderr)
-    print(f"done in {time.perf_counter() - began:.0f} s", file=sys.stderr)
 
 
 def with_results(page: str, report: str) -> str:
@@ -410,6 +112,94 @@ def with_results(page: str, report: str) -> str:
     head_end = page.index("\n", begin) + 1
     end = page.index(END, head_end)
     return page[:head_end] + report.strip("\n") + "\n" + page[end:]
+
+
+def _finite(value: Any) -> Any:
+    """*value* with every infinite float (a save that never finished) as ``None``, for JSON."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and math.isinf(value):
+        return None
+    return value
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="fewer items and trials (< 1 min)")
+    size.add_argument("--full", action="store_true", help="more items and trials")
+    size.add_argument(
+        "--smoke", action="store_true", help="the smallest sizes (figures mean nothing)"
+    )
+    parser.add_argument("--only", help="comma-separated sections to run (see --list)")
+    parser.add_argument("--list", action="store_true", help="name the sections and stop")
+    parser.add_argument("--plot", type=Path, default=HERE / "out" / "performance.png")
+    parser.add_argument("--no-plot", action="store_true", help="skip the plot (no matplotlib)")
+    parser.add_argument("--out", type=Path, default=HERE / "out", help="where results go")
+    parser.add_argument(
+        "--docs",
+        action="store_true",
+        help=f"run every section and rewrite {PAGE.relative_to(ROOT)} and the plot in "
+        f"{DOCS.relative_to(ROOT)}/",
+    )
+    args = parser.parse_args()
+    if args.list:
+        for section in SECTIONS:
+            print(f"{section.name}: {section.heading}")
+        sys.exit(0)
+    args.preset = next((p for p in PRESETS if getattr(args, p, False)), "default")
+    if args.only:
+        args.only = [s.strip() for s in args.only.split(",") if s.strip()]
+        unknown = sorted(set(args.only) - set(BY_NAME))
+        if unknown:
+            parser.error(f"unknown section(s) {', '.join(unknown)}; see --list")
+    if args.docs:
+        if args.only or args.smoke or args.no_plot:
+            parser.error(
+                "--docs shows one run of every section: leave out --only, --smoke and --no-plot"
+            )
+        lacking = [p for p in DOCS_NEEDS if importlib.util.find_spec(p) is None]
+        if lacking:
+            parser.error(f"--docs needs {', '.join(lacking)}: pip install -e '.[bench]'")
+        args.plot = DOCS / "performance.png"
+    return args
+
+
+def main() -> None:
+    """Parse the command line, run, report, plot, and update the docs if asked."""
+    args = _arguments()
+    chosen = [s for s in SECTIONS if not args.only or s.name in args.only]
+    left_out: dict[str, str] = {}
+    for section in chosen:
+        why = section.missing()
+        if why is None and section.sizes[args.preset] is None:
+            why = f"not part of --{args.preset}"
+        if why is not None:
+            left_out[section.name] = why
+    if args.docs and left_out:
+        sys.exit(
+            "--docs needs every section: " + "; ".join(f"{n}: {w}" for n, w in left_out.items())
+        )
+    sections = [s for s in chosen if s.name not in left_out]
+    stamp = freshness.stamp()  # the benchmarks as they are when the run starts
+    described = machine.describe()
+    run = measure(sections, args.preset)
+    run |= {"machine": described, "load_after": machine.load(), "preset": args.preset}
+    command = " ".join(["python benchmarks/run.py", *sys.argv[1:]])
+    text = report(run, sections, left_out, command)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(text)
+    (args.out / "results.json").write_text(json.dumps(_finite(run), indent=1) + "\n")
+    if not args.no_plot:
+        plot.draw(panels(run["figures"], sections), machine.line(described), args.plot)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    if args.docs:
+        # In the page itself, so that it reads whole wherever its Markdown is shown.
+        PAGE.write_text(with_results(PAGE.read_text(), f"{stamp}\n{text}"))
+        print(f"updated {PAGE.relative_to(ROOT)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ import argparse
 import asyncio
 import gc
 import itertools
-import os
-import resource
 import shutil
 import statistics
 import sys
@@ -35,6 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from measuring import rss  # noqa: E402 - beside this file
+
 from resumable import FileStore, MemoryStore, Store, job, resumable  # noqa: E402
 from resumable._codec import Codec, make_converter  # noqa: E402
 
@@ -44,15 +44,6 @@ EVERY = 100_000
 INTERVAL = 1.0
 SIZES = (10, 100, 1_000, 10_000, 100_000)
 MiB = 1024 * 1024
-
-
-def rss() -> int:
-    """Resident memory of this process in bytes (peak resident memory where /proc is absent)."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 async def _long_run(yields: int, directory: Path) -> dict[str, Any]:

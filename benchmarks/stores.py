@@ -138,16 +138,24 @@ async def measure(stores: dict[str, Store], operations: int) -> dict[str, dict[s
     return times
 
 
-def table(times: dict[str, dict[str, list[float]]]) -> str:
-    """The Markdown table of medians, 99th percentiles and ratios to FileStore (ms)."""
+def summarize(times: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    """Each store's median and 99th percentile save and load, in milliseconds."""
+    return {
+        name: {
+            f"{op}_ms_{figure}": value * 1000
+            for op in ("save", "load")
+            for figure, value in (
+                ("median", statistics.median(times[name][op])),
+                ("p99", statistics.quantiles(times[name][op], n=100)[98]),
+            )
+        }
+        for name in times
+    }
 
-    def median(name: str, operation: str) -> float:
-        return statistics.median(times[name][operation]) * 1000
 
-    def p99(name: str, operation: str) -> float:
-        return statistics.quantiles(times[name][operation], n=100)[98] * 1000
-
-    base = {op: median("FileStore", op) for op in ("save", "load")}
+def table(results: dict[str, dict[str, float]]) -> str:
+    """The markdown table of medians, 99th percentiles and ratios to FileStore (ms)."""
+    base = results["FileStore"]
     lines = [
         (
             "| store | save median | save p99 | save / FileStore | load median | load p99 "
@@ -155,41 +163,46 @@ def table(times: dict[str, dict[str, list[float]]]) -> str:
         ),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name in times:
+    for name, r in results.items():
         cells = [name]
         for op in ("save", "load"):
+            median = r[f"{op}_ms_median"]
             cells += [
-                f"{median(name, op):.2f} ms",
-                f"{p99(name, op):.2f} ms",
-                f"{median(name, op) / base[op]:.2f}",
+                f"{median:.2f} ms",
+                f"{r[f'{op}_ms_p99']:.2f} ms",
+                f"{median / base[f'{op}_ms_median']:.2f}",
             ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-async def run(operations: int, redis_url: str, postgres_url: str) -> str:
+async def _run(operations: int, redis_url: str, postgres_url: str) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory(prefix="resumable-bench-") as directory:
         async with subjects(Path(directory), redis_url, postgres_url) as stores:
-            return table(await measure(stores, operations))
+            return summarize(await measure(stores, operations))
 
 
-def main() -> None:
+def run(operations: int = OPERATIONS) -> dict[str, dict[str, float]]:
+    """Start the servers, measure *operations* saves and loads on every store, stop them."""
     logging.getLogger("crawlee").setLevel(logging.ERROR)  # "metadata missing" on a fresh store
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--operations", type=int, default=OPERATIONS, help="saves per store")
-    args = parser.parse_args()
     module = redisjson_module()
     redis = RedisServer(modules=[module] if module else [])
     try:
         postgres = PostgresServer(durable=True)
         try:
-            report = asyncio.run(run(args.operations, redis.url, postgres.url))
+            return asyncio.run(_run(operations, redis.url, postgres.url))
         finally:
             postgres.stop()
     finally:
         redis.stop()
-    print(f"### Store latency ({args.operations} saves and loads each, one process)\n")
-    print(report)
+
+
+def main() -> None:
+    """Run with the command line's number of operations and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--operations", type=int, default=OPERATIONS, help="saves per store")
+    args = parser.parse_args()
+    print(table(run(args.operations)))
 
 
 if __name__ == "__main__":

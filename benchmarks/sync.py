@@ -1,12 +1,13 @@
 """What a plain generator's job costs per yield, against a bare ``for``; and its memory over time.
 
-Every subject runs the same plain generator of cursors (``count_up``: one ``int`` per item,
-no work in between, so only the bookkeeping shows), timed from the start of the run to its
-end, its own start and end included (the job claims its key, starts its loop thread, writes
-its final state and stops the thread). Subjects, in one process, alternated (the order flips
-every repetition):
+Every subject runs the same plain generator of cursors (`shapes.count_up_plain`: one ``int``
+per item, no work in between, so only the bookkeeping shows; ``@resumable`` decorates that
+very function), timed from the start of the run to its end, its own start and end included
+(the job claims its key, starts its loop thread, writes its final state and stops the
+thread). Subjects, in one process, taking turns (the order flips every repetition, after a
+warm-up round that is not counted):
 
-- ``floor``: ``for cursor in count_up(n)``, keeping the latest cursor in a local.
+- ``floor``: ``for cursor in count_up_plain(n)``, keeping the latest cursor in a local.
 - ``@resumable`` on the plain generator, with ``MemoryStore`` and with ``FileStore`` (default
   triggers and interval).
 - ``@resumable`` with a store whose every save takes 50 ms, saving every 1,000 yields: the
@@ -26,43 +27,35 @@ import argparse
 import asyncio
 import gc
 import os
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from resumable import FileStore, MemoryStore, Store, job, resumable  # noqa: E402
+import shapes  # noqa: E402 - beside this file
+from measuring import duration, per_item, rounds, rss  # noqa: E402
+
+from resumable import FileStore, MemoryStore, Store, resumable  # noqa: E402
 from resumable._stores import Guard  # noqa: E402
 
 ITEMS = 1_000_000
+REPEATS = 5
 MEMORY_ITEMS = 10_000_000
+FLOOR = "floor: bare `for`"
 
 Subject = Callable[[int], float]
 """Runs *n* items and returns the seconds the run took."""
-
-LOOP: list[float] = [0.0, 0.0]
-"""When the latest ``count_up`` began its first item and finished its last one."""
-
-
-def count_up(n: int, *, cursor: int = 0) -> Iterator[int]:
-    """The job every subject runs: one cursor per item, nothing else."""
-    LOOP[0] = time.perf_counter()
-    for i in range(cursor, n):
-        yield i + 1
-    LOOP[1] = time.perf_counter()
 
 
 def floor(n: int) -> float:
     """A bare ``for`` over the same generator, keeping the latest cursor."""
     began = time.perf_counter()
-    latest = 0
-    for cursor in count_up(n):
-        latest = cursor
+    latest = shapes.drain_plain(n)
     elapsed = time.perf_counter() - began
     assert latest == n
     return elapsed
@@ -78,10 +71,10 @@ class SlowStore(MemoryStore):
 
 
 def decorated(make_store: Callable[[], Store], every: int | None = None) -> Subject:
-    """``@resumable`` over ``count_up`` with the store *make_store* returns."""
+    """``@resumable`` over `count_up_plain` with the store *make_store* returns."""
 
     def run(n: int) -> float:
-        counted = resumable(key="bench-sync", store=make_store(), every=every)(count_up)
+        counted = shapes.decorated_plain(make_store(), every=every)
         counted.reset(n)
         began = time.perf_counter()
         outcome = counted(n)
@@ -93,36 +86,26 @@ def decorated(make_store: Callable[[], Store], every: int | None = None) -> Subj
 
 
 def with_job(n: int) -> float:
-    """``with job()``, ``advance`` called once per item."""
+    """``with job()``, ``advance`` called once per cursor of `count_up_plain`."""
     began = time.perf_counter()
-    with job("bench-sync", cursor=0, store=MemoryStore()) as j:
-        for cursor in count_up(n, cursor=j.cursor):
-            j.advance(cursor)
+    persisted = shapes.advancing_plain(n, MemoryStore())
     elapsed = time.perf_counter() - began
-    assert j.persisted == n
+    assert persisted == n
     return elapsed
 
 
-def measure(subjects: dict[str, Subject], n: int, repeats: int) -> dict[str, tuple[float, float]]:
-    """Median seconds of each subject's whole run and of its loop alone, alternating them."""
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in subjects}
-    order = list(subjects)
-    for _ in range(repeats):
-        for name in order:
-            gc.collect()
-            whole = subjects[name](n)
-            times[name].append((whole, LOOP[1] - LOOP[0]))
-        order.reverse()
-    return {
-        name: (statistics.median(w for w, _ in runs), statistics.median(lo for _, lo in runs))
-        for name, runs in times.items()
-    }
-
-
-def rss() -> int:
-    """The process's resident set size in bytes (Linux)."""
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE")
+def measure(subjects: dict[str, Subject], n: int, repeats: int) -> dict[str, Any]:
+    """Each subject's whole run and its loop alone, per item and against the floor's."""
+    whole: dict[str, list[float]] = {name: [] for name in subjects}
+    loop: dict[str, list[float]] = {name: [] for name in subjects}
+    for repeat, name in rounds(list(subjects), repeats):
+        gc.collect()
+        elapsed = subjects[name](n)
+        if repeat:
+            whole[name].append(elapsed)
+            loop[name].append(shapes.LOOP[1] - shapes.LOOP[0])
+    items = dict.fromkeys(subjects, n)
+    return {"whole": per_item(whole, items, FLOOR), "loop": per_item(loop, items, FLOOR)}
 
 
 def memory(n: int) -> list[tuple[int, int]]:
@@ -143,41 +126,58 @@ def memory(n: int) -> list[tuple[int, int]]:
     return samples
 
 
-def main() -> None:
-    """Run with the command line's sizes and print the tables."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--items", type=int, default=ITEMS)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--memory-items", type=int, default=MEMORY_ITEMS)
-    args = parser.parse_args()
+def run(
+    items: int = ITEMS, repeats: int = REPEATS, memory_items: int = MEMORY_ITEMS
+) -> dict[str, Any]:
+    """Measure every subject over *items*, then memory over a run of *memory_items*."""
     os.environ.setdefault("RESUMABLE_PROGRESS", "0")
-    with tempfile.TemporaryDirectory() as directory:
+    with tempfile.TemporaryDirectory(prefix="resumable-bench-sync-") as directory:
         subjects: dict[str, Subject] = {
-            "floor: bare `for`": floor,
+            FLOOR: floor,
             "@resumable, MemoryStore": decorated(MemoryStore),
             "@resumable, FileStore": decorated(lambda: FileStore(directory)),
             "@resumable, 50 ms saves every 1,000": decorated(SlowStore, every=1000),
             "with job(), j.advance()": with_job,
         }
-        medians = measure(subjects, args.items, args.repeats)
-    base, base_loop = medians["floor: bare `for`"]
-    print(f"### Per-yield cost, {args.items:,} items, median of {args.repeats}\n")
-    print("The whole run includes the job's start and end; the loop is the generator's")
-    print("first item to its last, where a yield's cost shows alone.\n")
-    print("| subject | ns per yield, whole run | ratio | ns per yield, loop | ratio |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name, (whole, loop) in medians.items():
-        print(
-            f"| {name} | {whole / args.items * 1e9:.1f} | {whole / base:.2f} "
-            f"| {loop / args.items * 1e9:.1f} | {loop / base_loop:.2f} |"
+        results = measure(subjects, items, repeats)
+    return {**results, "memory": memory(memory_items)}
+
+
+def table(results: dict[str, Any]) -> str:
+    """Render *results* as two markdown tables: the cost per yield, the memory over time."""
+    whole, loop = results["whole"], results["loop"]
+    lines = [
+        "| subject | items | per yield, whole run | x floor | per yield, loop alone | x floor |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in whole.items():
+        lines.append(
+            f"| {name} | {r['items']:,} | {duration(r['ns_per_item'])} | {r['ratio']:.2f}x "
+            f"| {duration(loop[name]['ns_per_item'])} | {loop[name]['ratio']:.2f}x |"
         )
-    samples = memory(args.memory_items)
+    samples = results["memory"]
     first = samples[1][1] if len(samples) > 1 else samples[0][1]
-    print(f"\n### Resident memory over {args.memory_items:,} yields\n")
-    print("| yields | RSS (MiB) | since the first tenth (KiB) |")
-    print("| ---: | ---: | ---: |")
-    for yields, size in samples:
-        print(f"| {yields:,} | {size / 2**20:.1f} | {(size - first) / 1024:+.0f} |")
+    growth = ", ".join(f"{(size - first) / 1024:+.0f}" for _, size in samples)
+    lines += [
+        "",
+        (
+            f"Resident memory over one run of {samples[-1][0]:,} yields (a save every "
+            f"100,000): {first / 2**20:.1f} MiB after the first tenth, "
+            f"{(samples[-1][1] - first) / 1024:+.0f} KiB at the end (KiB since the first "
+            f"tenth, at every tenth: {growth})."
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run with the command line's sizes and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--items", type=int, default=ITEMS)
+    parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--memory-items", type=int, default=MEMORY_ITEMS)
+    args = parser.parse_args()
+    print(table(run(args.items, args.repeats, args.memory_items)))
 
 
 if __name__ == "__main__":

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.metadata
+import runpy
 from pathlib import Path
 
 from sphinx.application import Sphinx
+from sphinx.util import logging
+
+import resumable
 
 ROOT = Path(__file__).resolve().parent.parent
+logger = logging.getLogger(__name__)
 
 project = "resumable"
 author = "The resumable authors"
 copyright = "the resumable authors"  # noqa: A001 - the name Sphinx reads
-release = importlib.metadata.version("resumable")
+release = resumable.__version__
 version = release
 
 extensions = [
@@ -45,6 +49,17 @@ def show_changelog(app: Sphinx, docname: str, source: list[str]) -> None:
         source[0] = (ROOT / "CHANGELOG.md").read_text()
 
 
+def check_performance_page(app: Sphinx) -> None:
+    """Warn (an error with ``-W``) when the performance page is older than the benchmarks."""
+    # benchmarks/ is no package: the checker is run from its file.
+    freshness = runpy.run_path(str(ROOT / "benchmarks" / "freshness.py"))
+    problem = freshness["problem"](Path(app.srcdir) / "performance.md")
+    if problem is not None:
+        logger.warning(problem, location="performance")
+
+
 def setup(app: Sphinx) -> None:
-    """Register the changelog hook."""
+    """Register the changelog hook and the performance page's check."""
     app.connect("source-read", show_changelog)
+    # At every build, not when the page is read: an unchanged page is not read again.
+    app.connect("builder-inited", check_performance_page)

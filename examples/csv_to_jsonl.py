@@ -3,10 +3,10 @@
     python examples/csv_to_jsonl.py
 
 The job is a plain ``def`` that yields a cursor after each row; calling it runs it to its end
-in this thread, while its saves happen on a thread of their own. The cursor is a pair: the
-next row to convert, and how many bytes of output hold the rows before it. A run that resumes
-first cuts off whatever a crashed run wrote after its last saved cursor, so every row lands in
-the output exactly once. Here a first process is killed (SIGKILL) halfway through; the
+in this thread, while its saves happen on a thread of their own. The cursor is the next row
+to convert. The job pushes each converted row into its outbox, which delivers it to the JSON
+Lines file together with the cursor after it, so every row lands in the output exactly once,
+whenever the process dies. Here a first process is killed (SIGKILL) halfway through; the
 second run picks up where the first one's last save left it.
 """
 
@@ -22,33 +22,33 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from resumable import FileStore, SyncJobFunction, resumable
+from resumable import FileStore, JsonLinesSink, Outbox, SyncJobFunction, resumable
 
 ROWS = 500
 DIE_AT = 317  # the row during which the first process is killed
 
 
 # [docs: convert]
-def converter(
-    work: Path, die_at: int | None = None
-) -> SyncJobFunction[[Path, Path], tuple[int, int]]:
-    """The conversion job, with its state next to the files it converts."""
+def converter(work: Path, die_at: int | None = None) -> SyncJobFunction[[Path], int]:
+    """The conversion job, with its state and its output next to the file it converts."""
 
-    @resumable(key="csv-to-jsonl", store=FileStore(work / "state"), every=50)
+    @resumable(
+        key="csv-to-jsonl",
+        store=FileStore(work / "state"),
+        sink=JsonLinesSink(work / "out.jsonl"),
+        every=50,
+    )
     def convert(
-        source: Path, target: Path, *, cursor: tuple[int, int] = (0, 0)
-    ) -> Iterator[tuple[int, int]]:
-        start, size = cursor
-        with source.open(newline="") as rows, target.open("ab") as out:
-            out.truncate(size)  # what a crashed run wrote after its last saved cursor
+        source: Path, *, cursor: int = 0, out: Outbox[dict[str, str]] = Outbox.GIVEN
+    ) -> Iterator[int]:
+        with source.open(newline="") as rows:
             for number, row in enumerate(csv.DictReader(rows)):
-                if number < start:
+                if number < cursor:
                     continue
                 if number == die_at:
                     os.kill(os.getpid(), signal.SIGKILL)
-                out.write(json.dumps(row).encode() + b"\n")
-                out.flush()
-                yield number + 1, out.tell()
+                out.push(row)  # reaches out.jsonl once, with the cursor after it
+                yield number + 1
 
     return convert
 
@@ -69,7 +69,7 @@ def main() -> None:
     """Run the conversion twice: the first process dies, the second finishes."""
     if len(sys.argv) == 3 and sys.argv[1] == "--doomed":
         work = Path(sys.argv[2])
-        converter(work, die_at=DIE_AT)(work / "in.csv", work / "out.jsonl")
+        converter(work, die_at=DIE_AT)(work / "in.csv")
         return
     with tempfile.TemporaryDirectory() as name:
         work = Path(name)
@@ -78,10 +78,10 @@ def main() -> None:
             [sys.executable, __file__, "--doomed", str(work)], check=False, timeout=60
         )
         print(f"first run: killed by signal {-doomed.returncode} during row {DIE_AT}")
-        outcome = converter(work)(work / "in.csv", work / "out.jsonl")
-        resumed = outcome.resumed_from[0] if outcome.resumed_from else 0
+        outcome = converter(work)(work / "in.csv")
+        resumed = outcome.resumed_from or 0
         ids = [json.loads(line)["id"] for line in (work / "out.jsonl").read_text().splitlines()]
-        print(f"second run: resumed at row {resumed}, {outcome.status} at row {outcome.cursor[0]}")
+        print(f"second run: resumed at row {resumed}, {outcome.status} at row {outcome.cursor}")
         assert [str(i) for i in range(ROWS)] == ids
         print(f"{len(ids)} of {ROWS} rows in the output, each exactly once")
 

@@ -7,15 +7,18 @@ resumable persists the latest one when it matters and hands it back on the next 
 from resumable._concurrency import Watermark, concurrently
 from resumable._controls import Controls
 from resumable._decorator import JobFunction, SyncJobFunction, resumable
+from resumable._distribution import __version__ as __version__
 from resumable._engine import Job
 from resumable._errors import (
     CorruptStateError,
     CursorTypeError,
+    FinishedJobError,
     InvalidKeyError,
     InvalidOptionError,
     JobDefinitionError,
     ResumableError,
     ResumableWarning,
+    SinkError,
     StaleWriterError,
     StoreError,
 )
@@ -34,6 +37,7 @@ __all__ = [
     "CorruptStateError",
     "CursorTypeError",
     "FileStore",
+    "FinishedJobError",
     "Guard",
     "InvalidKeyError",
     "InvalidOptionError",
@@ -51,6 +55,7 @@ __all__ = [
     "Run",
     "Signals",
     "Sink",
+    "SinkError",
     "StaleWriterError",
     "Store",
     "StoreError",

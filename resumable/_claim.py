@@ -12,14 +12,16 @@ sink that disagrees with a record changed meanwhile is read again with the new r
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import attrs
 
-from resumable._codec import Codec, KeptRecordError, parse
+from resumable._codec import Codec
 from resumable._commit import Commit
+from resumable._effects import Effects, fields
+from resumable._envelope import KeptRecordError, parse
 from resumable._errors import CorruptStateError, CursorTypeError, ResumableError
 from resumable._record import Record
 from resumable._retry import Conflict, retrying
@@ -41,6 +43,14 @@ class Writer(Protocol):
         """Load the key's record bytes."""
         ...
 
+    def effects_of(self, name: str) -> Effects:
+        """The run's side effects of record field *name*."""
+        ...
+
+    def effect_fields(self) -> Mapping[str, Any]:
+        """What a record written now holds of the run's side effects, by field."""
+        ...
+
 
 log = logging.getLogger("resumable")
 
@@ -56,7 +66,8 @@ class Taken:
 
 
 class _SinkFirst(Exception):  # noqa: N818 - a signal between two of our functions, not an error
-    """The record has outputs to check against the sink: leave the atomic step and read it."""
+    """The record has outputs to check against the sink, or effects to settle (charges made
+    or not): leave the atomic step and find out."""
 
     def __init__(self, current: bytes) -> None:
         super().__init__()
@@ -68,11 +79,13 @@ async def take_over(writer: Writer, fresh: Any, deadline: float) -> Taken:
     try:
         return await _claim(writer, fresh, deadline, outbox=None, seen=None)
     except _SinkFirst as first:
-        commit = writer.commit
-        assert commit is not None
-        field = parse(first.current, writer.key, writer.store).get("outbox")
+        envelope = parse(first.current, writer.key, writer.store)
+        for name in fields():
+            if name in envelope:
+                await writer.effects_of(name).resume(envelope[name])
+        commit, field = writer.commit, envelope.get("outbox")
         try:
-            outbox = await commit.resume(field)
+            outbox = None if commit is None else await commit.resume(field, deadline)
         except ResumableError:
             # The sink holds more or other items than the record read: the run that owns the
             # key may have saved and delivered since. Only if the record is still the one
@@ -104,7 +117,10 @@ async def _claim(
             record, snapshot, seq, generation = None, fresh, 0, 0
         else:
             envelope = parse(current, writer.key, writer.store)
-            if seen is None and commit is not None and ("outbox" in envelope or commit.active):
+            if seen is None and (
+                any(name in envelope for name in fields())
+                or (commit is not None and ("outbox" in envelope or commit.active))
+            ):
                 raise _SinkFirst(current)
             record = codec.decode(current)
             snapshot = Raw(codec.raw(record.cursor, "resumed"))
@@ -117,6 +133,7 @@ async def _claim(
             owner=writer.owner,
             generation=generation + 1,
             outbox=field,
+            effects=writer.effect_fields(),
         )
 
     try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import warnings
+from base64 import b85encode
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,34 +14,31 @@ from uuid import UUID
 import cattrs
 from cattrs.preconf.json import make_converter as _make_json_converter
 
-from resumable._errors import CorruptStateError, CursorTypeError, ResumableWarning
+from resumable._envelope import (
+    FORMAT_MARKER,
+    FORMAT_VERSION,
+    KeptRecordError,
+    NewerRecordError,
+    dumps,
+    parse,
+    raw_record,
+    reset_hint,
+)
+from resumable._errors import CursorTypeError, ResumableWarning
 from resumable._record import Record, Status
 from resumable._snapshot import Raw
 
 C = TypeVar("C")
 T = TypeVar("T")
 
-FORMAT_MARKER = "resumable"
-"""The envelope field that marks a record as ours; its value is the envelope's format version."""
-
-FORMAT_VERSION = 1
-_FIELDS = ("key", "cursor", "status", "seq", "owner", "updated_at")
-_STATUSES = frozenset({"running", "completed", "failed", "aborted"})
-
 Upgrade = Callable[[Any], Any]
 """Turns the raw JSON of a cursor of version N into the raw JSON of version N + 1."""
 
 
-class KeptRecordError(CursorTypeError):
-    """A readable record this code cannot use and must not move aside: it is left in place.
-
-    A record from a newer version (a rollback must not restart every job from zero) or one
-    that needs an upgrade step the job does not have.
-    """
-
-
-class NewerRecordError(KeptRecordError):
-    """The record was written by a newer cursor version or format than this code knows."""
+def bytes_as_base85(value: bytes) -> str:
+    """Bytes as cattrs' JSON preset stores them: base85 text (named, so that outputs can
+    tell resumable's own converter from a job's own)."""
+    return b85encode(value).decode()
 
 
 def make_converter() -> cattrs.Converter:
@@ -51,6 +48,7 @@ def make_converter() -> cattrs.Converter:
     `pathlib.PurePath`, which cursors commonly hold and JSON has no type for.
     """
     converter = _make_json_converter()
+    converter.register_unstructure_hook(bytes, bytes_as_base85)
     for cls in (UUID, Decimal, PurePosixPath, PureWindowsPath, Path):
         converter.register_unstructure_hook(cls, str)
         converter.register_structure_hook(cls, _from_string(cls))
@@ -64,107 +62,6 @@ def _from_string(cls: Callable[[str], T]) -> Callable[[Any, Any], T]:
         return cls(value)
 
     return structure
-
-
-def reset_hint(store: object, key: str) -> str:
-    """Say how to forget the state of *key* in *store*, for error messages."""
-    location = getattr(store, "cli_location", None)
-    if location is not None:
-        return f"`python -m resumable --store {location} reset {key}`"
-    return f"`await store.delete({key!r})` on {store!r}"
-
-
-def _dumps(value: Any) -> bytes:
-    """The one JSON form of records: strict (no NaN), compact, UTF-8."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-
-
-def parse(data: bytes, key: str, store: object) -> dict[str, Any]:
-    """Parse and check a stored envelope without interpreting the cursor.
-
-    Raises:
-        CorruptStateError: The bytes are not a resumable record.
-    """
-    where = f"The record of key {key!r} in {store!r}"
-    try:
-        envelope = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise CorruptStateError(
-            f"{where} is not valid JSON ({exc}). It was left as it is; look at it, then reset "
-            f"it with {reset_hint(store, key)} or run the job with on_corrupt='quarantine'."
-        ) from exc
-    if not isinstance(envelope, dict) or FORMAT_MARKER not in envelope:
-        raise CorruptStateError(
-            f"{where} is JSON but not a resumable record (no {FORMAT_MARKER!r} field). It was "
-            f"left as it is; if the key belongs to something else, give the job another key, "
-            f"otherwise reset it with {reset_hint(store, key)}."
-        )
-    missing = [name for name in _FIELDS if name not in envelope]
-    problems = []
-    if missing:
-        problems.append(f"missing {', '.join(missing)}")
-    if envelope.get("status", "running") not in _STATUSES:
-        problems.append(f"unknown status {envelope['status']!r}")
-    for name in ("seq", "version", "generation"):
-        value = envelope.get(name, 1)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            problems.append(f"{name} is {value!r}, not a whole number")
-    if not isinstance(envelope.get("owner", ""), str):
-        problems.append("owner is not a string")
-    if "outbox" in envelope and not _valid_outbox(envelope["outbox"]):
-        problems.append("outbox is not {'delivered': count, 'pending': [items]}")
-    marker = envelope.get(FORMAT_MARKER)
-    if isinstance(marker, int) and not isinstance(marker, bool) and marker > FORMAT_VERSION:
-        raise NewerRecordError(
-            f"{where} has envelope format {marker}, newer than this resumable's "
-            f"{FORMAT_VERSION}. It was left untouched; upgrade resumable to run this job."
-        )
-    if marker != FORMAT_VERSION:
-        problems.append(
-            f"envelope format {envelope.get(FORMAT_MARKER)!r} is not {FORMAT_VERSION} "
-            "(written by a newer resumable?)"
-        )
-    if problems:
-        raise CorruptStateError(
-            f"{where} is damaged: {'; '.join(problems)}. It was left as it is; reset it with "
-            f"{reset_hint(store, key)} or run the job with on_corrupt='quarantine'."
-        )
-    return envelope
-
-
-def _valid_outbox(field: object) -> bool:
-    if not isinstance(field, dict):
-        return False
-    delivered, pending = field.get("delivered"), field.get("pending")
-    return (
-        isinstance(delivered, int)
-        and not isinstance(delivered, bool)
-        and delivered >= 0
-        and isinstance(pending, list)
-    )
-
-
-def raw_record(envelope: Mapping[str, Any], key: str, store: object) -> Record[Any]:
-    """Build a `Record` whose cursor is the raw JSON, from a parsed envelope."""
-    try:
-        updated_at = datetime.fromisoformat(envelope["updated_at"])
-    except (TypeError, ValueError) as exc:
-        raise CorruptStateError(
-            f"The record of key {key!r} in {store!r} has an unreadable updated_at "
-            f"{envelope['updated_at']!r}. It was left as it is; reset it with "
-            f"{reset_hint(store, key)}."
-        ) from exc
-    if updated_at.tzinfo is None:  # hand-edited: we only ever write UTC
-        updated_at = updated_at.replace(tzinfo=UTC)
-    return Record(
-        key=envelope["key"],
-        cursor=envelope["cursor"],
-        status=envelope["status"],
-        seq=envelope["seq"],
-        owner=envelope["owner"],
-        updated_at=updated_at,
-        version=envelope.get("version", 1),
-    )
 
 
 class Codec(Generic[C]):
@@ -205,7 +102,7 @@ class Codec(Generic[C]):
         """
         try:
             raw = self.converter.unstructure(cursor, unstructure_as=self.cursor_type)
-            _dumps(raw)
+            dumps(raw)
         except Exception as exc:
             raise CursorTypeError(
                 f"{self._said(cursor, origin)}, which cannot be stored as JSON "
@@ -254,11 +151,14 @@ class Codec(Generic[C]):
         owner: str,
         generation: int = 0,
         outbox: tuple[int, Sequence[str]] | None = None,
+        effects: Mapping[str, Any] | None = None,
     ) -> bytes:
         """Serialize one record of a cursor (or of its `Raw` snapshot).
 
         *outbox* is the count of outputs the sink held and the JSON texts of those pending
-        (`resumable._commit`); they are spliced in as they are, not encoded again.
+        (`resumable._commit`); they are spliced in as they are, not encoded again. *effects*
+        are the fields of the other side effects pending (`resumable._effects`), by name;
+        an empty one is left out.
 
         Raises:
             CursorTypeError: The cursor cannot be serialized, or the record is larger than
@@ -276,7 +176,9 @@ class Codec(Generic[C]):
             "updated_at": datetime.now(UTC).isoformat(),
             "cursor": raw,
         }
-        data = _dumps(envelope)
+        if effects:
+            envelope.update((name, field) for name, field in effects.items() if field)
+        data = dumps(envelope)
         size = len(data)
         if outbox is not None:
             delivered, pending = outbox

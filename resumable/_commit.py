@@ -12,24 +12,38 @@ belong to the record's cursor (or an earlier one) and must follow them, in order
 On resume the sink is read from position *D* - 1: it must hold item *D* - 1 and then a prefix
 of *pending*; the rest of *pending* is delivered. Anything else means that something else
 wrote the sink, and the run stops before writing anything to it.
+
+An append whose outcome is unknown (it raised, timed out or was cut off after the sink may
+have stored all, part or none of it: a lost reply) is never repeated blindly: before the
+next append the sink is read back in the same way, and only what is missing is appended.
+Deliveries go one at a time, apart from the record writes, so that a stop never waits for
+one: a record written while a delivery is in flight still holds that delivery's items as
+pending, and what the delivery landed meanwhile is taken off when the record has landed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import attrs
 
-from resumable._errors import ResumableError, StaleWriterError
+from resumable._errors import ResumableError, SinkError, StaleWriterError
 from resumable._outbox import Outbox, decode_json, encode_json
 from resumable._retry import retrying
 from resumable._sink import Sink
 
+T = TypeVar("T")
+
 log = logging.getLogger("resumable")
 
-_ATTEMPTS = 3  # deliveries that find the sink moved under them before the run gives up
+_ATTEMPTS = 3  # appends that find the sink moved under them before the run gives up
+
+
+class _Moved(Exception):  # noqa: N818 - a signal between two of our functions, not an error
+    """The sink refused an append at our position: read it back, then append what is missing."""
 
 
 @attrs.frozen
@@ -70,7 +84,9 @@ class Commit:
         self._delivered: int | None = None
         self._pending: tuple[str, ...] = ()
         self._recorded: int | None = None
-        self._unsure = False  # a delivery was interrupted: the sink may hold part of it
+        self._unsure = False  # an append's outcome is unknown: the sink may hold part of it
+        self._delivering = asyncio.Lock()  # one delivery at a time
+        self._courier: asyncio.Task[None] | None = None  # a delivery after a stop's save
 
     @property
     def sink(self) -> Sink:
@@ -79,9 +95,14 @@ class Commit:
             self._sink = self._make_sink()
         return self._sink
 
+    @property
+    def pending(self) -> int:
+        """How many items of a landed record the sink may not hold yet."""
+        return len(self._pending)
+
     # -- resuming ---------------------------------------------------------------------
 
-    async def resume(self, field: object) -> tuple[int, tuple[str, ...]] | None:
+    async def resume(self, field: object, deadline: float) -> tuple[int, tuple[str, ...]] | None:
         """Take over the outbox state of the record a run resumes from (``None``: none).
 
         Called inside the claim, before its write. Reads the sink: what it holds of the
@@ -91,23 +112,36 @@ class Commit:
             The ``outbox`` field for the claim's record, or ``None`` while dormant.
 
         Raises:
+            SinkError: The sink could not be read before *deadline*.
             ResumableError: The sink holds fewer or more items than the record accounts for.
         """
         if field is None:
             if not self.active:
                 return None
-            self._delivered, self._pending = await self.sink.count(), ()
+            self._delivered, self._pending = await self._count(deadline), ()
         else:
             self.active = True
             self._delivered, self._pending = _parse(field)
-            self._settle(await self._present())
+            self._settle(await self._on_sink(self._present, deadline, self._reading))
         self._recorded = self._delivered
         return self._delivered, self._pending
 
-    async def ready(self) -> None:
-        """Learn where the sink stands when the outbox came into use after the claim."""
+    async def ready(self, deadline: float) -> None:
+        """Learn where the sink stands when the outbox came into use after the claim.
+
+        Raises:
+            SinkError: The sink could not be counted before *deadline*.
+        """
         if self.active and self._delivered is None:
-            self._delivered = await self.sink.count()
+            self._delivered = await self._count(deadline)
+
+    async def _count(self, deadline: float) -> int:
+        return await self._on_sink(
+            self.sink.count,
+            deadline,
+            lambda: f"Counting the items of {self.sink!r} for job {self.key!r}",
+            advice="The sink failed, not the store; check that the sink is reachable.",
+        )
 
     # -- saving -----------------------------------------------------------------------
 
@@ -127,51 +161,95 @@ class Commit:
         if draft is None:
             return
         self.outbox.drop(draft.taken)
-        self._pending = draft.pending
+        # A delivery may have gone on while the record was written: what it appended of the
+        # draft's pending items (the first ones, in order) is no longer pending.
+        self._pending = draft.pending[(self._delivered or 0) - draft.delivered :]
         self._recorded = draft.delivered
+        self._count_undelivered()
 
     async def deliver(self, deadline: float) -> None:
-        """Append the pending items to the sink, each exactly once.
+        """Append the pending items to the sink, each exactly once; one delivery at a time.
+
+        Items that records land with meanwhile are delivered too, until none is pending.
 
         Raises:
-            StoreError: The sink still failed at *deadline*; the items stay pending.
+            SinkError: The sink still failed at *deadline*, or an earlier delivery still
+                held it; the items stay pending.
             ResumableError: Something else wrote the sink.
         """
-        for _ in range(_ATTEMPTS):
-            if not self._pending:
-                return
-            if self._unsure:  # an append of ours was cut short: count what it delivered
-                self._settle(
-                    ours=True,
-                    count=await retrying(
-                        self._present,
-                        deadline=deadline,
-                        describe=lambda: (
-                            f"Reading back the outputs of job {self.key!r} from {self.sink!r}"
-                        ),
+        if not self._pending:
+            return
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._delivering.acquire()
+        except TimeoutError:
+            raise SinkError(
+                f"Delivering {len(self._pending)} output(s) of job {self.key!r} to "
+                f"{self.sink!r} did not start before the deadline: an earlier delivery is "
+                f"still waiting for the sink. {self._advice()}"
+            ) from None
+        refusals = 0
+
+        async def attempt() -> None:
+            nonlocal refusals
+            try:
+                await self._append()
+            except _Moved:
+                refusals += 1
+                if refusals >= _ATTEMPTS:
+                    raise self._foreign("keeps changing under the delivery") from None
+                raise
+
+        try:
+            while self._pending:
+                await self._on_sink(
+                    attempt,
+                    deadline,
+                    lambda: (
+                        f"Delivering {len(self._pending)} output(s) of job {self.key!r} to "
+                        f"{self.sink!r}"
                     ),
                 )
-                if not self._pending:
-                    return
-            self._unsure = True
-            try:
-                count = await self._append(deadline)
-            except StaleWriterError:
-                continue  # the sink moved: read what it holds and deliver the rest
-            self._settle(count, ours=True)
-            return
-        raise self._foreign("keeps changing under the delivery")
+        finally:
+            self._delivering.release()
 
-    async def _append(self, deadline: float) -> int:
-        start, items = self._delivered or 0, decode_json(self._pending)
-        await retrying(
-            lambda: self.sink.append(items, start),
-            deadline=deadline,
-            describe=lambda: (
-                f"Delivering {len(items)} output(s) of job {self.key!r} to {self.sink!r}"
-            ),
-        )
-        return len(items)
+    def deliver_later(self, timeout: float, report: Callable[[Exception], object]) -> None:
+        """Deliver the pending items in a task of their own, within *timeout* seconds.
+
+        A stop's save returns once its record has landed; this delivers after it. A failure
+        goes to *report*, as the routine saves report theirs.
+        """
+        if not self._pending or (self._courier is not None and not self._courier.done()):
+            return
+
+        async def deliver() -> None:
+            try:
+                await self.deliver(asyncio.get_running_loop().time() + timeout)
+            except Exception as exc:  # noqa: BLE001 - *report* decides what a failure means
+                report(exc)
+
+        self._courier = asyncio.create_task(deliver(), name=f"resumable-delivery:{self.key}")
+
+    async def stop(self) -> None:
+        """Abandon the delivery in flight: the next run reads the sink back and settles it."""
+        task, self._courier = self._courier, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+
+    async def _append(self) -> None:
+        """One attempt at a delivery: settle an unknown outcome first, then append the rest."""
+        if self._unsure:  # an append of ours may have landed, wholly or in part
+            self._settle(await self._present(), ours=True)
+            if not self._pending:
+                return
+        start, texts = self._delivered or 0, self._pending
+        self._unsure = True
+        try:
+            await self.sink.append(decode_json(texts), start)
+        except StaleWriterError as exc:
+            raise _Moved(f"the sink refused the append at position {start}: {exc}") from exc
+        self._settle(len(texts), ours=True)
 
     def _settle(self, count: int, *, ours: bool = False) -> None:
         """*count* pending items are in the sink now."""
@@ -180,6 +258,10 @@ class Commit:
         if ours:
             self.outputs += count
         self._unsure = False
+        self._count_undelivered()
+
+    def _count_undelivered(self) -> None:
+        self.outbox.undelivered(len(self._pending), sum(map(len, self._pending)))
 
     async def _present(self) -> int:
         """How many of the pending items the sink holds, checked item by item."""
@@ -203,6 +285,33 @@ class Commit:
                 self.sink,
             )
         return len(got)
+
+    async def _on_sink(
+        self,
+        operation: Callable[[], Awaitable[T]],
+        deadline: float,
+        describe: Callable[[], str],
+        *,
+        advice: str | None = None,
+    ) -> T:
+        """Run a sink operation, retried until *deadline*; its failure is the sink's."""
+        return await retrying(
+            operation,
+            deadline=deadline,
+            describe=describe,
+            error=SinkError,
+            advice=self._advice() if advice is None else advice,
+        )
+
+    def _reading(self) -> str:
+        return f"Reading back the outputs of job {self.key!r} from {self.sink!r}"
+
+    def _advice(self) -> str:
+        return (
+            f"The sink failed, not the store: the record in {self.store!r} holds these "
+            "outputs as pending, and the next save (or the next run of the key) delivers "
+            "them. Check that the sink is reachable and takes them."
+        )
 
     def _foreign(self, what: str) -> ResumableError:
         return ResumableError(

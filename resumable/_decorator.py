@@ -49,9 +49,7 @@ class JobFunction(Generic[P, C]):
         options: JobOptions,
     ) -> None:
         self.cursor_type, self.default = _inspect(function)
-        # The outbox goes to a keyword-only `out` (after `*`); a positional `out` is the job's own.
-        out = inspect.signature(function).parameters.get("out")
-        self.takes_outbox = out is not None and out.kind is inspect.Parameter.KEYWORD_ONLY
+        self.takes_outbox = _takes_outbox(function)
         self.__wrapped__: Callable[..., AsyncGenerator[C, None]] = function  # type: ignore[assignment]
         functools.update_wrapper(self, function)
         self._key = key if key is not None else default_key(function)
@@ -145,10 +143,45 @@ class SyncJobFunction(JobFunction[P, C]):
         run_in_thread(super().reset(*args, **kwargs))
 
 
+def _takes_outbox(function: Callable[..., Any]) -> bool:
+    """Whether the run passes *function* its outbox: it has a keyword-only ``out`` (after ``*``).
+
+    A positional ``out`` is the job's own argument, unless it is annotated as an `Outbox`:
+    then it is a mistake that would only show as a missing argument at the call.
+
+    Raises:
+        JobDefinitionError: ``out`` is annotated as an `Outbox` but not keyword-only.
+    """
+    out = inspect.signature(function).parameters.get("out")
+    if out is None:
+        return False
+    if out.kind is inspect.Parameter.KEYWORD_ONLY:
+        return True
+    if "Outbox" in str(out.annotation):
+        raise JobDefinitionError(
+            f"The outbox parameter `out` of {function.__qualname__} comes before `*`, so the "
+            "run cannot pass it: make it keyword-only, after `*` (e.g. `async def "
+            f"{function.__name__}(*, cursor: int = 0, out: Outbox[dict])`)."
+        )
+    return False
+
+
+def _not_a_job(function: object) -> JobDefinitionError:
+    """The error for decorating something that is not a generator function."""
+    if inspect.iscoroutinefunction(function):
+        return JobDefinitionError(
+            f"{function.__qualname__} is an `async def` that never yields, so it has no cursors "
+            "to persist: a job yields a cursor after each unit of work it has done "
+            "(`yield cursor`), e.g. `async def backfill(*, cursor: int = 0): ... yield "
+            "page.next_offset`"
+        )
+    return JobDefinitionError(f"{_EXPECTED}; got {function!r}")
+
+
 def _inspect(function: object) -> tuple[Any, Any]:
     """Check that *function* can be a job; return its cursor type and fresh-start cursor."""
     if not _is_generator_function(function):
-        raise JobDefinitionError(f"{_EXPECTED}; got {function!r}")
+        raise _not_a_job(function)
     parameter = inspect.signature(function).parameters.get("cursor")
     if parameter is None or parameter.kind not in (
         inspect.Parameter.KEYWORD_ONLY,
@@ -237,7 +270,7 @@ def resumable(key: Any = None, **options: Unpack[Options]) -> Any:
     if _is_generator_function(key):
         return _declare(key, None, declared)
     if callable(key) and _looks_like_a_job(key):
-        raise JobDefinitionError(f"{_EXPECTED}; got {key!r}")
+        raise _not_a_job(key)
     if key is not None and not isinstance(key, str) and not callable(key):
         raise JobDefinitionError(f"key= must be a string or a function returning one, not {key!r}")
 

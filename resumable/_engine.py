@@ -16,17 +16,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
 from resumable._codec import Codec
 from resumable._commit import Commit
 from resumable._defaults import default_sink, surroundings
-from resumable._errors import ResumableError, StaleWriterError, StoreError
+from resumable._effects import Effects, enter
+from resumable._errors import (
+    CursorTypeError,
+    FinishedJobError,
+    ResumableError,
+    SinkError,
+    StaleWriterError,
+    StoreError,
+)
 from resumable._feeding import Feeding
 from resumable._options import JobOptions
 from resumable._outbox import Outbox
-from resumable._phase import End, FinishedJobError, Phase
+from resumable._phase import End, Phase
 from resumable._record import Outcome, Status
 from resumable._snapshot import Raw
 from resumable._stores import Store, check_key
@@ -94,6 +103,7 @@ class Job(Feeding[C]):
         self._unpark = asyncio.Event()
         self._deadline: float | None = None
         self._stop_saved = False  # an abort has made its save (or tried, within its budget)
+        self._stop_hooks: list[Callable[[], None]] = []
         self._detach: list[Detach] = []
         self._scoped = True
         self._outbox: Outbox[Any] = Outbox(options.converter, self._outbox_full)
@@ -102,6 +112,7 @@ class Job(Feeding[C]):
         self._commit: Commit | None = None
         # The loop the engine runs on when the work runs in another thread (a plain generator).
         self._home: asyncio.AbstractEventLoop | None = None
+        self._hosting: Callable[[], None] | None = None
         self._face: SyncJob[C] | None = None
         self._codec: Codec[C]
         self._writer: Writer
@@ -125,6 +136,18 @@ class Job(Feeding[C]):
             if self._commit is not None:
                 self._commit.active = True
         return self._outbox
+
+    def effects(self, name: str) -> Effects | None:
+        """The run's side effects of record field *name*, for the work to ask for one.
+
+        The next cursor takes what was asked (`resumable._effects`), so it attends to it.
+        ``None`` outside the run (before its start, after its end).
+        """
+        if not self._open:
+            return None
+        effects = self._writer.effects_of(name)
+        self._attend_at(0.0)
+        return effects
 
     def session(self, *, scoped: bool, home: asyncio.AbstractEventLoop | None = None) -> Job[C]:
         """Enter this job with ``async with``; *scoped*: the entering task is the job's work.
@@ -203,6 +226,7 @@ class Job(Feeding[C]):
             self._detach_all()
             raise
         self.interval = where.interval
+        self._hosting = enter(self)
         self._writer.start(self._latest, where.interval, self._fail)
         if self._scoped:
             await self._work.enter()
@@ -210,10 +234,9 @@ class Job(Feeding[C]):
 
     async def _deliver_pending(self) -> None:
         """Deliver what the record resumed from left pending; a sink failure waits for a save."""
-        assert self._commit is not None
         deadline = asyncio.get_running_loop().time() + SAVE_TIMEOUT
         try:
-            await self._commit.deliver(deadline)
+            await self._writer.deliver(deadline)
         except StoreError as exc:
             log.warning("job %r: %s; the next save tries again", self.key, exc)
 
@@ -225,6 +248,7 @@ class Job(Feeding[C]):
     ) -> bool:
         # Before any await: an abort arriving from now on must not cut our own cleanup.
         self._phase = Phase.CLOSING
+        self._outbox.close(self.key)  # the work has left: a later push belongs to no cursor
         self._left.set()
         exc = await self._work.leave(exc)
         if exc is not None and self._work.cut and isinstance(exc, Exception):
@@ -245,6 +269,8 @@ class Job(Feeding[C]):
                 end = End.ABORTED
                 await self._finish(end, raising=False)
         finally:
+            if self._hosting is not None:
+                self._hosting()
             self._detach_all()
             await self._writer.stop()
             self._phase = Phase.DONE
@@ -293,9 +319,7 @@ class Job(Feeding[C]):
         now = loop.time()
         deadline = now + SAVE_TIMEOUT if self._deadline is None else max(self._deadline, now + 1.0)
         status: Status = end.value
-        save = asyncio.ensure_future(
-            self._writer.urgent(self._latest, status, deadline, final=end is not End.MIGRATED)
-        )
+        save = asyncio.ensure_future(self._last_save(end, status, deadline))
         # Whoever ends up waiting for it reports its failure; never asyncio's "never retrieved".
         save.add_done_callback(lambda task: task.cancelled() or task.exception())
         try:
@@ -314,6 +338,30 @@ class Job(Feeding[C]):
                 self.key,
                 exc,
             )
+
+    async def _last_save(self, end: End, status: Status, deadline: float) -> None:
+        """Write the run's last record, then deliver the outputs it holds before *deadline*.
+
+        The record is what a stop's budget is for: a delivery that does not finish in time
+        after a stop is logged, and the record keeps its outputs pending for the next run.
+        Only a completed run raises it: not all of its outputs reached the sink.
+        """
+        try:
+            await self._writer.urgent(self._latest, status, deadline, final=end is not End.MIGRATED)
+        except CursorTypeError:
+            # The record says the run failed, at the last cursor it could store: the outputs
+            # that cursor covers still go out.
+            await self._deliver_last(deadline, raising=False)
+            raise
+        await self._deliver_last(deadline, raising=end is End.COMPLETED)
+
+    async def _deliver_last(self, deadline: float, *, raising: bool) -> None:
+        try:
+            await self._writer.deliver(deadline)
+        except SinkError as exc:
+            if raising:
+                raise
+            log.warning("job %r: %s", self.key, exc)
 
     def _detach_all(self) -> None:
         while self._detach:

@@ -12,8 +12,10 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import TypeVar
 
+from resumable._phase import Phase
 from resumable._snapshot import Raw, immutable
 from resumable._stops import Stops
+from resumable._writer import SAVE_TIMEOUT
 
 C = TypeVar("C")
 
@@ -51,8 +53,37 @@ class Feeding(Stops[C]):
         if self.yields >= self._limit:  # an int, as `yields` is: the cheapest comparison
             self._attend()
 
+    async def commit(self, cursor: C) -> bool:
+        """Advance to *cursor* and write it at once; return whether a record holding it landed.
+
+        For work that must act on a cursor only once it is persisted (deliver what it
+        stands for): ``False`` says that no record holds *cursor* and none will, because
+        the run stopped recording cursors (its work was cut, or its last save was made).
+        The write is bounded by the run's deadline when a stop set one.
+
+        Raises:
+            StoreError: The store still failed at the deadline.
+            StaleWriterError: Another run took the key over.
+            CursorTypeError: The cursor cannot be stored.
+            FinishedJobError: The run has ended.
+        """
+        if self._phase is Phase.DONE or self._phase is Phase.NEW:
+            raise self._unusable("commit()")
+        if not self._taking:
+            return False
+        self.advance(cursor)
+        snapshot = self._latest()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SAVE_TIMEOUT
+        if self._deadline is not None:
+            deadline = min(deadline, max(self._deadline, loop.time() + 0.1))
+        await self._writer.urgent(self._latest, "running", deadline)
+        return self._writer.persisted is snapshot
+
     def _attend(self) -> bool:
         """Handle what the hot path was asked to look at; return whether to stop pulling."""
+        for effect in self._writer.effects.values():
+            effect.take()  # what the work asked for before this cursor (a charge) is its own
         if not self._checked:
             self._check_first()
         if self.yields >= self._next_every:
@@ -143,6 +174,8 @@ class Feeding(Stops[C]):
                         await self._writer.catch_up()
                     else:
                         await asyncio.sleep(0)  # the writer runs, even if the job never awaits
+                    if self.stopping:  # a stop that came while waiting: pull no more work
+                        return
         finally:
             self.yields = int(n)
             self._left.set()

@@ -13,7 +13,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import cattrs
 
-from resumable._errors import CursorTypeError
+from resumable._errors import CursorTypeError, FinishedJobError
+from resumable._items import UnfitItemError, for_outputs
 
 T = TypeVar("T")
 
@@ -61,7 +62,7 @@ def decode_json(texts: Sequence[str]) -> list[Any]:
 
 
 def encode_item(item: Any, converter: cattrs.Converter) -> str:
-    """Return the JSON text *item* is stored and delivered as.
+    """Return the JSON text *item* is stored and delivered as (see `resumable._items`).
 
     Plain JSON values are encoded as they are; anything else (attrs classes, dataclasses,
     datetimes, or plain containers holding them) goes through *converter* first.
@@ -78,6 +79,33 @@ def encode_item(item: Any, converter: cattrs.Converter) -> str:
         text = encode_json(converter.unstructure(item))
     text.encode()  # a lone surrogate encodes to JSON but not to the UTF-8 a record is
     return text
+
+
+class _Ended(list[str]):
+    """The buffer of an outbox whose run has ended: it refuses every new item.
+
+    Refusing here, where an item goes in, keeps the check off the push's hot path.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, texts: list[str], key: str) -> None:
+        super().__init__(texts)
+        self._key = key
+
+    def append(self, text: str, /) -> None:
+        raise self._refusal()
+
+    def extend(self, texts: Iterable[str], /) -> None:
+        raise self._refusal()
+
+    def _refusal(self) -> FinishedJobError:
+        return FinishedJobError(
+            f"An output was pushed into the outbox of job {self._key!r}, whose run has ended: "
+            "it would belong to no cursor and never reach the sink. Push while the run lasts "
+            "(from the job's generator, or inside its `async with` block), and have work "
+            "that outlives the run hand its outputs over before the run ends."
+        )
 
 
 class Outbox(Generic[T]):
@@ -101,12 +129,14 @@ class Outbox(Generic[T]):
         "_bytes",
         "_converter",
         "_dropped",
+        "_for_outputs",
         "_frozen",
         "_limit_bytes",
         "_limit_items",
         "_marked",
         "_pushed",
         "_texts",
+        "_undelivered",
         "_wake",
     )
 
@@ -119,6 +149,7 @@ class Outbox(Generic[T]):
         size: int = BYTES_PER_SAVE,
     ) -> None:
         self._converter = converter
+        self._for_outputs: cattrs.Converter | None = None  # made at the first item it takes
         self._wake = wake
         # Counts since the run began; each is written by one side only (pushed and marked by
         # the job, dropped by the writer), so no lock is needed even across threads.
@@ -128,6 +159,7 @@ class Outbox(Generic[T]):
         self._dropped = 0
         self._frozen: int | None = None
         self._bytes = 0
+        self._undelivered = (0, 0)  # items and bytes in records that the sink lacks yet
         self._limit_bytes = size
         self._limit_items = items
 
@@ -176,27 +208,58 @@ class Outbox(Generic[T]):
             self._wake()
 
     def _encode(self, item: object) -> str:
+        if self._for_outputs is None:
+            self._for_outputs = for_outputs(self._converter)
         try:
-            return encode_item(item, self._converter)
-        except Exception as exc:
-            raise CursorTypeError(
-                f"The outbox cannot store {item!r} ({type(item).__name__}): "
+            return encode_item(item, self._for_outputs)
+        except UnfitItemError as exc:
+            reason = f"{exc}."
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the item cannot be stored
+            reason = (
                 f"{type(exc).__name__}: {exc}. Push values that the job's cattrs converter "
                 "turns into JSON (dicts and lists of JSON values, attrs classes, dataclasses, "
                 "datetimes; no NaN or infinity), or pass a converter that knows the type with "
                 "converter=."
-            ) from exc
+            )
+        raise CursorTypeError(
+            f"The outbox cannot store {item!r} ({type(item).__name__}): {reason}"
+        ) from None
 
     # -- for the engine ---------------------------------------------------------------
+
+    def close(self, key: str) -> None:
+        """The run of job *key* has ended: from now on a push raises `FinishedJobError`."""
+        self._texts = _Ended(self._texts, key)
 
     def limit(self, max_size: int) -> None:
         """Keep a batch far below the record's *max_size*."""
         self._limit_bytes = min(self._limit_bytes, max(1, max_size // 4))
 
+    def undelivered(self, items: int, size: int) -> None:
+        """Records hold *items* outputs (*size* bytes of JSON) that the sink does not yet.
+
+        They count toward the bound (`full`), and while they make a bound themselves
+        (`behind`) routine saves take no more: a sink that is slow or down holds the job
+        back, and a stop's record, which takes them and the outbox's items together, stays
+        under ``max_size``.
+        """
+        self._undelivered = (items, size)
+
+    @property
+    def behind(self) -> bool:
+        """Whether records hold at least a bound of outputs that the sink does not yet."""
+        items, size = self._undelivered
+        return size >= self._limit_bytes or items >= self._limit_items
+
     @property
     def full(self) -> bool:
-        """Whether the outbox holds twice its bound: the job must wait for a save."""
-        return self._bytes >= 2 * self._limit_bytes or len(self._texts) >= 2 * self._limit_items
+        """Whether the outbox, with what is undelivered, holds twice its bound: the job must
+        wait for a save."""
+        items, size = self._undelivered
+        return (
+            self._bytes + size >= 2 * self._limit_bytes
+            or len(self._texts) + items >= 2 * self._limit_items
+        )
 
     def mark(self) -> None:
         """Note that a cursor was reached: everything held so far belongs to it."""

@@ -1,10 +1,8 @@
-"""Where a run is in its life (`Phase`), why it ends (`End`), and using it outside its life."""
+"""Where a run is in its life (`Phase`) and why it ends (`End`)."""
 
 from __future__ import annotations
 
 import enum
-
-from resumable._errors import ResumableError
 
 
 class Phase(enum.Enum):
@@ -27,7 +25,3 @@ class End(enum.Enum):
     CANCELLED = "aborted"  # noqa: PIE796 - a distinct reason that writes the same status
     FAILED = "failed"
     FENCED = "fenced"  # another run owns the key: nothing is written
-
-
-class FinishedJobError(ResumableError, RuntimeError):
-    """A `Job` was used after its run ended, or entered twice."""

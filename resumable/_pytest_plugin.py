@@ -63,7 +63,9 @@ async def platform_events() -> AsyncIterator[PlatformEvents]:
 
     Skips the test when the ``apify`` extra (which brings the websocket library) is missing.
     """
-    reason = "platform_events needs the apify extra: pip install 'resumable[apify]'"
+    from resumable._distribution import install_hint  # noqa: PLC0415 - see memory_store
+
+    reason = f"platform_events needs the apify extra: {install_hint('apify')}"
     pytest.importorskip("apify", reason=reason)
     pytest.importorskip("websockets", reason=reason)
     from resumable.testing import PlatformEvents  # noqa: PLC0415 - see memory_store

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from datetime import datetime
 from typing import Generic, Literal, TypeAlias, TypeVar
 
@@ -62,3 +65,8 @@ class Outcome(Generic[C]):
     yields: int
     saves: int
     outputs: int = 0
+
+
+def owner_id() -> str:
+    """Name a run, as its records' ``owner``: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"

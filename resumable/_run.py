@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, 
 from typing import Any, Protocol, TypeVar
 
 from resumable._engine import Job
+from resumable._errors import ResumableWarning
 from resumable._record import Outcome
 
 C = TypeVar("C")
@@ -56,10 +57,13 @@ class Run(Coroutine[Any, Any, Outcome[C]]):
 
     def __del__(self) -> None:
         if not self._started:
+            # Not a ResourceWarning, which Python hides by default: a job that silently
+            # never ran is a mistake to see.
             warnings.warn(
                 f"a run of {self._function.__qualname__} was never awaited nor iterated, so "
-                "the job never ran: `await` it (or `asyncio.run()` it)",
-                ResourceWarning,
+                f"the job never ran: `await {self._function.__qualname__}(...)` (or "
+                f"`asyncio.run({self._function.__qualname__}(...))` outside async code)",
+                ResumableWarning,
                 stacklevel=1,
             )
 

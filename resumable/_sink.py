@@ -2,8 +2,10 @@
 
 A sink is an append-only sequence of JSON values that the engine can read back. Positions
 count items from 0. The engine records how many items the sink held when it last delivered,
-and checks on every resume, from the items themselves, how much of its pending batch the
-sink already holds, so that a delivery cut short is completed without duplicating one item.
+and checks, from the items themselves, how much of its pending batch the sink already holds
+on every resume and before it appends again after an append whose outcome it does not know,
+so that a delivery cut short or whose reply was lost is completed without duplicating one
+item.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ class Sink(Protocol):
     """The protocol an output destination implements.
 
     Items are JSON values (what ``json.loads`` returns). Only one job writes a sink.
+
+    What exactly-once needs of it: `read` sees every item an append stored, as soon as the
+    append has returned or raised (no lag), and an append stores its items in order, all of
+    them, the first few, or none. Then an append whose outcome is unknown (it raised, timed
+    out, or was cut off: the reply may be lost) is settled by reading the sink back, never
+    repeated blindly. A sink that also checks *start* atomically is safe even from an append
+    that lands after the engine gave up on it. A sink whose `read` lags may get a batch
+    twice; one whose `read` fails keeps its outputs pending (in the record) until it can be
+    read again; one that stores items out of order is reported as written by something
+    else. Failures are retried within the save's deadline, then raised as `SinkError`.
     """
 
     async def count(self) -> int:
@@ -44,7 +56,9 @@ class Sink(Protocol):
         *start* is the position the first item takes, i.e. how many items the sink should
         hold before the append. A sink that can check it atomically raises
         `StaleWriterError` when it holds another number, and appends nothing; the engine
-        then reads what the sink holds and delivers only what is missing.
+        then reads what the sink holds and delivers only what is missing. Raise whatever
+        the destination raises when it fails, even after it may have stored the items: the
+        engine reads back before it appends again.
         """
         ...
 

@@ -11,13 +11,14 @@ import asyncio
 import logging
 import math
 import sys
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from resumable._codec import Codec
-from resumable._errors import ResumableError, StaleWriterError
+from resumable._errors import FinishedJobError, ResumableError, StaleWriterError
 from resumable._options import JobOptions
 from resumable._outbox import Outbox
-from resumable._phase import End, FinishedJobError, Phase
+from resumable._phase import End, Phase
 from resumable._record import Status
 from resumable._work import Work
 from resumable._writer import SAVE_TIMEOUT, Writer
@@ -50,6 +51,7 @@ class Stops(Generic[C]):
         "_face",
         "_failure",
         "_home",
+        "_hosting",
         "_left",
         "_limit",
         "_marking",
@@ -60,6 +62,7 @@ class Stops(Generic[C]):
         "_phase",
         "_scoped",
         "_snap",
+        "_stop_hooks",
         "_stop_saved",
         "_taking",
         "_unpark",
@@ -94,6 +97,7 @@ class Stops(Generic[C]):
     _unpark: asyncio.Event
     _deadline: float | None
     _stop_saved: bool
+    _stop_hooks: list[Callable[[], None]]
     _codec: Codec[C]
     _writer: Writer
     _outbox: Outbox[Any]
@@ -157,10 +161,13 @@ class Stops(Generic[C]):
             self._writer.wake()
 
     async def save(self, *, timeout: float | None = None) -> None:
-        """Write the latest cursor now, unless it is already the persisted one.
+        """Write the latest cursor now, unless it is already the persisted one, and deliver
+        the outputs it covers.
 
         Raises:
             StoreError: The store still failed after retrying for *timeout* seconds.
+            SinkError: The record landed, but the sink still failed; the outputs stay
+                pending in the record.
             StaleWriterError: Another run took the key over.
             FinishedJobError: The run has ended.
         """
@@ -168,6 +175,42 @@ class Stops(Generic[C]):
             raise self._unusable("save()")
         deadline = asyncio.get_running_loop().time() + (timeout or SAVE_TIMEOUT)
         await self._writer.urgent(self._latest, "running", deadline)
+        await self._writer.deliver(deadline)
+
+    @property
+    def deadline(self) -> float | None:
+        """When a stop set one, the loop time (``loop.time()``) by which its saves must land."""
+        return self._deadline
+
+    def on_stop(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call *callback* once the run stops taking work (at once if it has); return its undo.
+
+        For work that must be told to stop rather than find out at its next cursor: a
+        crawler's own loop, say. The callback runs synchronously, where the stop happens.
+        """
+        if self.stopping:
+            callback()
+            return _nothing
+        self._stop_hooks.append(callback)
+
+        def remove() -> None:
+            if callback in self._stop_hooks:
+                self._stop_hooks.remove(callback)
+
+        return remove
+
+    def stop(self, reason: str) -> None:
+        """Take no more work and end the run ``"aborted"`` once its block is left.
+
+        For a body that finds out by itself that it was interrupted (a library that
+        handled the signal itself): the run ends as a signal would have ended it, its
+        latest cursor persisted by the last save, with no grace and no cut.
+        """
+        if self._phase not in (Phase.RUNNING, Phase.STOPPING) or self._end is not None:
+            return
+        log.info("job %r: %s; the run ends aborted", self.key, reason)
+        self._end = End.ABORTED
+        self._stop()
 
     async def migrate(self, timeout: float | None = None) -> None:
         """Persist at once within *timeout* seconds, then take no new work.
@@ -243,10 +286,18 @@ class Stops(Generic[C]):
         return self._deadline
 
     def _stop(self) -> None:
+        first = not self.stopping
         self.stopping = True
         self._attend_at(0.0)
         if self._phase is Phase.RUNNING:
             self._phase = Phase.STOPPING
+        if first:
+            hooks, self._stop_hooks = self._stop_hooks, []
+            for hook in hooks:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("job %r: a callback told of the stop failed", self.key)
 
     def _cut(self, why: str) -> None:
         """Cancel the work in flight; no cursor it yields afterwards is persisted."""
@@ -264,7 +315,11 @@ class Stops(Generic[C]):
         self._cut(f"the run failed: {exc}")
 
     async def _urgent(self, status: Status, budget: float, what: str) -> bool:
-        """An urgent save within *budget*; failures are logged (a fencing one fails the run)."""
+        """A stop's save within *budget*; failures are logged (a fencing one fails the run).
+
+        Only the record: the outputs it holds as pending are delivered after it, in the
+        background, so that no sink stands between a stop and its record.
+        """
         loop = asyncio.get_running_loop()
         warn = loop.call_later(
             budget * _WARN_AT,
@@ -277,11 +332,14 @@ class Stops(Generic[C]):
             ),
         )
         try:
-            return await self._writer.urgent(self._latest, status, loop.time() + budget)
+            wrote = await self._writer.urgent(self._latest, status, loop.time() + budget)
         except StaleWriterError as exc:
             self._fail(exc)
         except ResumableError as exc:
             log.error("job %r: could not save %s within %.1f s: %s", self.key, what, budget, exc)  # noqa: TRY400
+        else:
+            self._writer.deliver_later()
+            return wrote
         finally:
             warn.cancel()
         return False
@@ -292,3 +350,7 @@ class Stops(Generic[C]):
             f"{what} on job {self.key!r}, whose run {state}: use a Job inside its "
             "`async with` block, and make a new one for each run."
         )
+
+
+def _nothing() -> None:
+    pass

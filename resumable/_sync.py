@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
 from resumable._defaults import surroundings
-from resumable._errors import InvalidOptionError
+from resumable._errors import InvalidOptionError, warn
 from resumable._loop_thread import LoopThread
 from resumable._options import JobOptions
 from resumable._outbox import Outbox
@@ -185,6 +185,7 @@ class SyncJob(Generic[C]):
     def __enter__(self) -> SyncJob[C]:
         """Start the job's loop, claim the key and start the run."""
         _refuse_loop_bound(self.key, self._options)
+        _warn_in_a_loop(self.key)
         thread = LoopThread(f"resumable:{self.key}")
         thread.start()
         try:
@@ -237,3 +238,17 @@ def _refuse_loop_bound(key: str, options: JobOptions) -> None:
                 "`async with Actor:`, or give it a store and triggers of its own (e.g. "
                 "store=FileStore(...), triggers=[Signals()])."
             )
+
+
+def _warn_in_a_loop(key: str) -> None:
+    """Say so when a plain generator's job is about to block a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    warn(
+        f"job {key!r} is a plain generator's job, run from inside a running event loop (from "
+        "async code): it runs to its end in this thread and blocks the loop until then, with "
+        "everything else the loop would do. Run it in a thread of its own (`await "
+        "asyncio.to_thread(fn, ...)`), or write the job as an `async def` generator."
+    )

@@ -15,11 +15,11 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterable
-from types import FrameType
 from typing import Any, Protocol, runtime_checkable
 
 from resumable._controls import Controls
 from resumable._loop_thread import in_caller
+from resumable._signal_hub import hub, name
 
 log = logging.getLogger("resumable")
 
@@ -41,88 +41,6 @@ class Trigger(Protocol):
         ...
 
 
-_SignalHandler = Callable[[int, FrameType | None], Any] | int | None
-
-
-class _SignalHub:
-    """One process-wide handler per signal that fans out to every job listening for it.
-
-    The first signal aborts every listening job; a second one cuts the work in flight at
-    once, a generator's ``finally`` included (the jobs still end ``aborted``, their saves
-    made). A further signal goes to the handler that was installed before only once every
-    job still listening is `interruptible`: its abort has saved, and its work has been cut
-    and is stuck, or runs in a plain generator's thread, which no cut stops. So a stuck
-    shutdown can still be interrupted, and a run closing normally, through its ``finally``
-    and its last save, never is. Jobs come and go in any order; when the last one leaves,
-    the previous handler is put back, unless someone else installed theirs in the meantime:
-    that one stays.
-    """
-
-    def __init__(self) -> None:
-        self._listeners: dict[int, list[tuple[asyncio.AbstractEventLoop, Controls, float]]] = {}
-        self._previous: dict[int, _SignalHandler] = {}
-        self._received = 0
-
-    def add(
-        self, signum: int, loop: asyncio.AbstractEventLoop, job: Controls, budget: float
-    ) -> None:
-        listeners = self._listeners.setdefault(signum, [])
-        if not listeners:
-            self._previous[signum] = signal.signal(signum, self._handle)
-        listeners.append((loop, job, budget))
-
-    def remove(self, signum: int, job: Controls) -> None:
-        listeners = self._listeners.get(signum, [])
-        listeners[:] = [entry for entry in listeners if entry[1] is not job]
-        if not listeners and signum in self._previous:
-            previous = self._previous.pop(signum)
-            if signal.getsignal(signum) == self._handle:
-                signal.signal(signum, previous)
-        if not any(self._listeners.values()):
-            self._received = 0
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self._received += 1
-        if self._received > 1 and all(
-            job.interruptible for entries in self._listeners.values() for _, job, _ in entries
-        ):
-            self._escalate(signum)
-            return
-        reason = f"received {_name(signum)}"
-        for loop, job, budget in self._listeners.get(signum, []):
-            loop.call_soon_threadsafe(_spawn, job, reason, _budget(budget))
-
-    def _escalate(self, signum: int) -> None:
-        """Every stop has done what it can: the previous handler decides."""
-        for sig in list(self._listeners):
-            self._listeners[sig].clear()
-            previous = self._previous.pop(sig)
-            if signal.getsignal(sig) == self._handle:
-                signal.signal(sig, previous)
-        self._received = 0
-        signal.raise_signal(signum)
-
-
-_background: set[asyncio.Task[None]] = set()
-
-
-def _spawn(job: Controls, reason: str, budget: float | None) -> None:
-    task = asyncio.ensure_future(job.abort(reason, budget=budget))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
-
-def _budget(budget: float) -> float | None:
-    return None if math.isinf(budget) else budget
-
-
-def _name(signum: int) -> str:
-    return signal.Signals(signum).name
-
-
-_hub = _SignalHub()
-
-
 class Signals:
     """Abort the job on SIGTERM and SIGINT: persist, stop its work, end ``"aborted"``.
 
@@ -131,7 +49,9 @@ class Signals:
     the work, cut, is still stuck (or runs in a plain generator's thread, which nothing
     cuts), a further one goes to the handler that was installed before, so a stuck shutdown
     can still be interrupted; a run closing normally, through its ``finally`` and its last
-    save, never is.
+    save, never is. While the job runs, a handler installed for the signals meanwhile (with
+    `signal.signal`, or ``add_signal_handler`` on the job's loop, as Crawlee's
+    ``crawler.run()`` does) waits until no job listens: the signal still stops the job.
 
     Args:
         signals: Which signals abort the job.
@@ -151,7 +71,7 @@ class Signals:
         self.grace = grace
 
     def __repr__(self) -> str:
-        return f"Signals({', '.join(_name(s) for s in self.signals)})"
+        return f"Signals({', '.join(name(s) for s in self.signals)})"
 
     def budget(self) -> float:
         """Seconds an abort on a signal may spend saving (``inf``: the usual budget)."""
@@ -179,13 +99,17 @@ class Signals:
         loop = asyncio.get_running_loop()
         budget = self.budget()
 
+        # A job in the main thread runs its code on this loop, which may add callbacks for
+        # the signals to it (Crawlee's crawler.run does).
+        watch_loop = relay is _directly
+
         def add() -> None:
             for signum in self.signals:
-                _hub.add(signum, loop, controls, budget)
+                hub.add(signum, loop, controls, budget, watch_loop=watch_loop)
 
         def remove() -> None:
             for signum in self.signals:
-                _hub.remove(signum, controls)
+                hub.remove(signum, controls)
 
         relay(add)
         return lambda: relay(remove)

@@ -3,7 +3,9 @@
 It claims the key (load, quarantine, take ownership), writes records with a fencing check,
 runs the routine saves (timer, every N yields, coalesced, at most one in flight) and takes
 urgent saves (migration, abort, signals, the last save), which never wait behind a routine
-one: an urgent request abandons the routine attempt in flight.
+one: an urgent request abandons the routine attempt in flight. Nor do they wait for a
+delivery of outputs: a routine save delivers after its write, and an urgent one writes its
+record (the outputs pending in it) and leaves the delivery to its caller or to a task.
 
 Fencing is by claim generation: every claim raises the key's generation by one, a write is
 accepted only over a record of the same generation and owner, and a run that finds an older
@@ -15,17 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Callable
 from typing import Any
 
 from resumable._claim import take_over
-from resumable._codec import Codec, parse
+from resumable._codec import Codec
 from resumable._commit import Commit, Draft
-from resumable._errors import CursorTypeError, ResumableError, StaleWriterError, StoreError
-from resumable._record import Record, Status
+from resumable._effects import Effects, make
+from resumable._envelope import check_owner
+from resumable._errors import CursorTypeError, ResumableError, SinkError, StoreError
+from resumable._record import Record, Status, owner_id
 from resumable._retry import retrying
 from resumable._stores import Store
 
@@ -37,10 +38,10 @@ SAVE_TIMEOUT = 10.0
 CLAIM_TIMEOUT = 10.0
 """How long taking ownership of a key at start keeps retrying (an older run may be busy)."""
 
-
-def owner_id() -> str:
-    """Name a run: host, process and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+CLAIM_REFUSED_TIMEOUT = 3.0
+"""How long taking ownership keeps retrying a store whose connections are refused: long
+enough for a server that restarts (or a sidecar that starts beside the job), short enough
+that a wrong address is reported at once. Saves later in a run keep their whole budget."""
 
 
 class Writer:
@@ -69,6 +70,7 @@ class Writer:
         self.commit = commit
         self.quarantine = quarantine
         self.owner = owner_id()
+        self.effects: dict[str, Effects] = {}  # by record field, made on first use
         self.seq = 0
         self.generation = 0
         self.saves = 0
@@ -84,11 +86,13 @@ class Writer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._failed: Callable[[ResumableError], None] | None = None
         self._cycled = asyncio.Event()  # set each time a routine save attempt ends
+        self._held: dict[str, Any] = {}  # the effects' fields the latest write held
 
     @property
     def busy(self) -> bool:
-        """Whether a save is in flight or waiting for one."""
+        """Whether a save is in flight or waiting for one (a delivery is not a save)."""
         return bool(self._urgent) or not self._idle.is_set()
 
     @property
@@ -112,10 +116,23 @@ class Writer:
             lambda: take_over(self, fresh, deadline),
             deadline=deadline,
             describe=lambda: f"Taking ownership of job {self.key!r} in {self.store!r}",
+            refused_for=CLAIM_REFUSED_TIMEOUT,
         )
         self.seq, self.generation, self.saves = taken.seq, taken.generation, self.saves + 1
         self.persisted, self.status = taken.snapshot, "running"
+        self._held = self.effect_fields()
         return taken.record
+
+    def effect_fields(self) -> dict[str, Any]:
+        """What a record written now holds of each of the run's side effects, by field."""
+        return {name: effect.field() for name, effect in self.effects.items()}
+
+    def effects_of(self, name: str) -> Effects:
+        """The run's side effects of record field *name* (``"charges"``), made on first use."""
+        made = self.effects.get(name)
+        if made is None:
+            made = self.effects[name] = make(name, self.key, self.owner)
+        return made
 
     async def load(self) -> bytes | None:
         """Load the key's record bytes, checking that the store kept to its protocol."""
@@ -140,13 +157,17 @@ class Writer:
         """
         commit = self.commit
         draft = commit.draft(everything=status == "completed") if commit is not None else None
+        if status == "completed":  # the end covers what the work asked for after its cursor
+            for effect in self.effects.values():
+                effect.take()
+        fields = self.effect_fields()
         unchanged = snapshot is self.persisted and status == self.status
-        if unchanged and not (commit is not None and commit.news(draft)):
+        if unchanged and not (commit is not None and commit.news(draft)) and fields == self._held:
             return False
         seq = self.seq + 1
         unstorable: CursorTypeError | None = None
         try:
-            data = self._encode(snapshot, status, seq, draft)
+            data = self._encode(snapshot, status, seq, draft, fields)
         except CursorTypeError as exc:
             if not final:
                 raise
@@ -154,7 +175,7 @@ class Writer:
             # without the outputs of the cursor it could not store.
             unstorable, snapshot, status = exc, self.persisted, "failed"
             draft = commit.draft(everything=False, take=False) if commit is not None else None
-            data = self._encode(snapshot, status, seq, draft)
+            data = self._encode(snapshot, status, seq, draft, fields)
         # Spent once tried: a write may land without returning (cut off for an urgent save,
         # or its reply lost), and the next one must take a later seq.
         self.seq = seq
@@ -167,12 +188,16 @@ class Writer:
         log.debug("job %r: saved seq %d (%s)", self.key, seq, status)
         if commit is not None:
             commit.landed(draft)
+        for name, field in fields.items():
+            self.effects[name].landed(field)
+        self._held = fields
         if unstorable is not None:
-            await self.deliver(deadline)
             raise unstorable
         return True
 
-    def _encode(self, snapshot: Any, status: Status, seq: int, draft: Draft | None) -> bytes:
+    def _encode(
+        self, snapshot: Any, status: Status, seq: int, draft: Draft | None, fields: dict[str, Any]
+    ) -> bytes:
         return self.codec.encode(
             snapshot,
             status=status,
@@ -180,18 +205,45 @@ class Writer:
             owner=self.owner,
             generation=self.generation,
             outbox=draft.field() if draft is not None else None,
+            effects=fields,
         )
 
     async def deliver(self, deadline: float) -> None:
         """Deliver the outputs that the latest record holds and the sink does not yet.
 
-        Only right after a write of this run landed (a run that was taken over finds out
-        there, and delivers nothing), and never inside a routine save's scope: an urgent
-        save must not cut a delivery short (a dataset push cut mid-flight may still land
-        after the engine has read it back).
+        Only after a write of this run landed (a taken-over run finds out there), and never
+        inside a routine save's scope: an urgent save must not cut a delivery short (a
+        dataset push cut mid-flight may still land after the engine has read it back).
+
+        Raises:
+            SinkError: The sink still failed at *deadline*; the items stay pending.
+            ResumableError: Something else wrote the sink.
         """
         if self.commit is not None:
             await self.commit.deliver(deadline)
+        for effect in self.effects.values():
+            await effect.deliver(deadline)
+
+    def deliver_later(self) -> None:
+        """Deliver the outputs that the latest record holds in a task of the commit's own.
+
+        What a stop does once its record has landed: it returns at once, and the delivery
+        goes on while the run ends (the last save delivers too, within the stop's budget).
+        """
+        if self.commit is not None:
+            self.commit.deliver_later(SAVE_TIMEOUT, self._report)
+
+    def _report(self, exc: Exception) -> bool:
+        """Log a failure the next save may get past; fail the run on any other (``True``)."""
+        if isinstance(exc, StoreError):
+            what = "delivery" if isinstance(exc, SinkError) else "periodic save"
+            log.warning("job %r: %s failed, will try again: %s", self.key, what, exc)
+            return False
+        if not isinstance(exc, ResumableError):
+            exc = StoreError(f"The writer of job {self.key!r} failed: {exc!r}")
+        if self._failed is not None:
+            self._failed(exc)
+        return True
 
     async def _check_ownership(self, deadline: float) -> None:
         """With nothing new to write, still find out soon whether another run took over.
@@ -210,38 +262,16 @@ class Writer:
         self._guard(current)
 
     def _guard(self, current: bytes | None) -> None:
-        if current is None:
-            raise StaleWriterError(
-                f"The record of job {self.key!r} in {self.store!r} was deleted while the job "
-                "ran (a reset?). This run stops rather than write it back; start the job again "
-                "to begin from scratch."
-            )
-        envelope = parse(current, self.key, self.store)
-        generation = envelope.get("generation", 0)
-        if generation > self.generation or (
-            generation == self.generation and envelope["owner"] != self.owner
-        ):
-            raise StaleWriterError(
-                f"Job {self.key!r} in {self.store!r} was taken over by another run "
-                f"({envelope['owner']}, seq {envelope['seq']}); this run ({self.owner}) stops "
-                "without overwriting its progress. Run one instance per key, or give "
-                "concurrent runs different keys."
-            )
-        if generation < self.generation:
-            log.warning(
-                "job %r: an older run (%s) wrote %r after this run took the key over; this "
-                "run writes its own state back",
-                self.key,
-                envelope["owner"],
-                self.store,
-            )
+        check_owner(current, self.key, self.store, generation=self.generation, owner=self.owner)
 
     async def urgent(
         self, latest: Callable[[], Any], status: Status, deadline: float, *, final: bool = False
     ) -> bool:
-        """Write the latest snapshot now, ahead of any routine save, then deliver its outputs.
+        """Write the latest snapshot now, ahead of any routine save and of any delivery.
 
-        After the final save nothing writes: later requests return ``False``.
+        The record holds the outputs the snapshot covers as pending; delivering them is the
+        caller's next step (`deliver`, or `deliver_later` for a stop). After the final save
+        nothing writes: later requests return ``False``.
 
         Raises:
             StoreError: The store still failed at *deadline*.
@@ -259,11 +289,8 @@ class Writer:
                     self._routine.reschedule(asyncio.get_running_loop().time())
                 await self._idle.wait()
                 if self.commit is not None:
-                    await self.commit.ready()
-                wrote = await self._write(latest(), status, deadline, final=final)
-                if wrote:
-                    await self.deliver(deadline)
-                return wrote
+                    await self.commit.ready(deadline)
+                return await self._write(latest(), status, deadline, final=final)
         finally:
             self._urgent -= 1
             if not self._urgent:
@@ -277,9 +304,13 @@ class Writer:
         interval: float | None,
         failed: Callable[[ResumableError], None],
     ) -> None:
-        """Start the routine saves: on `wake` and every *interval* seconds."""
+        """Start the routine saves: on `wake` and every *interval* seconds.
+
+        *failed* is told of a failure that ends the run (fencing, the codec, a foreign sink).
+        """
+        self._failed = failed
         self._loop_task = asyncio.create_task(
-            self._routine_loop(latest, interval, failed), name=f"resumable-writer:{self.key}"
+            self._routine_loop(latest, interval), name=f"resumable-writer:{self.key}"
         )
 
     def wake(self) -> None:
@@ -302,18 +333,18 @@ class Writer:
         waiter.cancel()
 
     async def stop(self) -> None:
-        """Stop the routine saves (an attempt in flight is abandoned)."""
+        """Stop the routine saves and deliveries (those in flight are abandoned).
+
+        A delivery abandoned here is settled by the next run, which reads the sink back.
+        """
         task, self._loop_task = self._loop_task, None
         if task is not None:
             task.cancel()
             await asyncio.wait([task])
+        if self.commit is not None:
+            await self.commit.stop()
 
-    async def _routine_loop(
-        self,
-        latest: Callable[[], Any],
-        interval: float | None,
-        failed: Callable[[ResumableError], None],
-    ) -> None:
+    async def _routine_loop(self, latest: Callable[[], Any], interval: float | None) -> None:
         loop = asyncio.get_running_loop()
         while not self._closed:
             await _wait(self._wake, interval)
@@ -321,35 +352,37 @@ class Writer:
             await self._quiet.wait()
             if self._closed:
                 return
-            self._idle.clear()
-            scope = self._routine = asyncio.timeout(None)
             deadline = loop.time() + SAVE_TIMEOUT
             try:
-                async with scope:
-                    if self.commit is not None:
-                        await self.commit.ready()
-                    wrote = await self._write(latest(), "running", deadline, final=False)
-                    if not wrote:
-                        await self._check_ownership(deadline)
-                self._routine = None
-                if wrote:  # outside the scope: an urgent save never cuts a delivery short
-                    await self.deliver(deadline)
-            except TimeoutError:
-                if not scope.expired():
-                    raise
-                # Abandoned for an urgent save, which writes the latest cursor itself.
-            except StoreError as exc:
-                log.warning("job %r: periodic save failed, will try again: %s", self.key, exc)
-            except ResumableError as exc:
-                failed(exc)
-                return
-            except Exception as exc:  # noqa: BLE001 - any failure of the writer fails the run
-                failed(StoreError(f"The writer of job {self.key!r} failed: {exc!r}"))
-                return
+                await self._routine_write(latest, deadline)
+                # Outside the write's scope, and with the writer idle: an urgent save goes
+                # ahead of the delivery, and never cuts it short.
+                await self.deliver(deadline)
+            except Exception as exc:  # noqa: BLE001 - any failure of the writer is reported
+                if self._report(exc):
+                    return
             finally:
-                self._routine = None
-                self._idle.set()
                 self._cycled.set()
+
+    async def _routine_write(self, latest: Callable[[], Any], deadline: float) -> None:
+        """One routine write, which an urgent save abandons (it writes the latest itself)."""
+        commit = self.commit
+        if commit is not None and commit.outbox.behind:
+            return  # the sink is behind: deliver what the records hold before taking more
+        self._idle.clear()
+        scope = self._routine = asyncio.timeout(None)
+        try:
+            async with scope:
+                if commit is not None:
+                    await commit.ready(deadline)
+                if not await self._write(latest(), "running", deadline, final=False):
+                    await self._check_ownership(deadline)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+        finally:
+            self._routine = None
+            self._idle.set()
 
 
 async def _wait(event: asyncio.Event, timeout: float | None) -> None:

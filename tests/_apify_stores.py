@@ -1,4 +1,4 @@
-"""`ApifyStore` over each Crawlee storage backend, for the store contract, and a real Redis."""
+"""Crawlee's storage backends, for `ApifyStore` and `DatasetSink` over each, and a real Redis."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from crawlee.configuration import Configuration
-from crawlee.storage_clients import MemoryStorageClient, RedisStorageClient, SqlStorageClient
-from crawlee.storages import KeyValueStore
+from crawlee.storage_clients import (
+    FileSystemStorageClient,
+    MemoryStorageClient,
+    RedisStorageClient,
+    SqlStorageClient,
+    StorageClient,
+)
+from crawlee.storages import Dataset, KeyValueStore
 from servers import RedisServer, redisjson_module, skip_or_fail
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -24,7 +30,7 @@ _NO_PURGE = Configuration(purge_on_start=False)
 
 
 def unique_name() -> str:
-    """Return a fresh key-value store name: Crawlee caches opened stores by name, process-wide."""
+    """Return a fresh storage name: Crawlee caches opened storages by name, process-wide."""
     return f"kvs-{uuid.uuid4().hex[:12]}"
 
 
@@ -33,40 +39,67 @@ async def apify_files(tmp_path: Path) -> Store:
     return ApifyStore.local(tmp_path / "storage")
 
 
-async def apify_memory(tmp_path: Path) -> Store:
-    """Crawlee's in-memory key-value store."""
-    kvs = await KeyValueStore.open(
-        name=unique_name(), configuration=_NO_PURGE, storage_client=MemoryStorageClient()
-    )
-    return ApifyStore(kvs)
-
-
-async def apify_sql(tmp_path: Path) -> Store:
-    """Crawlee's SQL key-value store on SQLite."""
+def sql_client(tmp_path: Path) -> StorageClient:
+    """Crawlee's SQL storage client on SQLite."""
     engine = create_async_engine(
-        f"sqlite+aiosqlite:///{tmp_path / 'kvs.sqlite'}", poolclass=NullPool
+        f"sqlite+aiosqlite:///{tmp_path / 'crawlee.sqlite'}", poolclass=NullPool
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The SqlStorageClient is experimental", UserWarning)
         client = SqlStorageClient(engine=engine)
     close_with_loop(client.close)
-    kvs = await KeyValueStore.open(
-        name=unique_name(), configuration=_NO_PURGE, storage_client=client
-    )
-    return ApifyStore(kvs)
+    return client
 
 
-async def apify_redis(tmp_path: Path) -> Store:
-    """Crawlee's Redis key-value store on a real ``redis-server`` (with RedisJSON)."""
+def redis_client(tmp_path: Path) -> StorageClient:
+    """Crawlee's Redis storage client on a real ``redis-server`` (with RedisJSON)."""
     url = redis_url()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "RedisStorageClient is experimental", UserWarning)
         client = RedisStorageClient(connection_string=url)
     close_with_loop(client._redis.aclose)
+    return client
+
+
+async def _kvs(client: StorageClient) -> Store:
     kvs = await KeyValueStore.open(
         name=unique_name(), configuration=_NO_PURGE, storage_client=client
     )
     return ApifyStore(kvs)
+
+
+async def apify_memory(tmp_path: Path) -> Store:
+    """Crawlee's in-memory key-value store."""
+    return await _kvs(MemoryStorageClient())
+
+
+async def apify_sql(tmp_path: Path) -> Store:
+    """Crawlee's SQL key-value store on SQLite."""
+    return await _kvs(sql_client(tmp_path))
+
+
+async def apify_redis(tmp_path: Path) -> Store:
+    """Crawlee's Redis key-value store on a real ``redis-server`` (with RedisJSON)."""
+    return await _kvs(redis_client(tmp_path))
+
+
+STORAGE_CLIENTS: dict[str, Callable[[Path], StorageClient]] = {
+    "files": lambda tmp_path: FileSystemStorageClient(),
+    "memory": lambda tmp_path: MemoryStorageClient(),
+    "sql": sql_client,
+    "redis": redis_client,
+}
+"""Every Crawlee storage backend that runs without the platform."""
+
+
+async def open_dataset(backend: str, tmp_path: Path) -> Dataset:
+    """A fresh named dataset on *backend* (local files go under *tmp_path*)."""
+    configuration = Configuration(storage_dir=str(tmp_path / "storage"), purge_on_start=False)
+    return await Dataset.open(
+        name=unique_name(),
+        configuration=configuration,
+        storage_client=STORAGE_CLIENTS[backend](tmp_path),
+    )
 
 
 _closers: set[asyncio.Task[None]] = set()

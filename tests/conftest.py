@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from servers import PostgresServer, RedisServer, ServerUnavailableError, skip_or_fail
+from servers import PostgresServer, RedisServer, serving
 
 from resumable import FileStore, MemoryStore, Store
 from resumable.redis import RedisStore
@@ -54,23 +54,15 @@ def unique_table() -> str:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A ``redis-server`` for the whole session (skipped without one, except under CI)."""
-    try:
-        server = RedisServer()
-    except ServerUnavailableError as exc:
-        skip_or_fail(f"{exc}: the RedisStore tests need a real server")
-    yield server
-    server.stop()
+    with serving(RedisServer, "the RedisStore tests") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL cluster for the whole session (skipped without one, except under CI)."""
-    try:
-        server = PostgresServer()
-    except ServerUnavailableError as exc:
-        skip_or_fail(f"{exc}: the SQLStore tests on PostgreSQL need a real server")
-    yield server
-    server.stop()
+    with serving(PostgresServer, "the SQLStore tests on PostgreSQL") as server:
+        yield server
 
 
 @pytest.fixture(params=sorted([*STORE_FACTORIES, *SERVER_STORE_FACTORIES]))

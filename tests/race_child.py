@@ -27,7 +27,7 @@ def open_store(spec: dict[str, Any]) -> Store:
     """
     kind = spec["kind"]
     if kind == "file":
-        return FileStore(spec["directory"])
+        return FileStore(spec["directory"], fsync=spec.get("fsync", True))
     if kind == "redis":
         from resumable.redis import RedisStore
 

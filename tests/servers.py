@@ -1,6 +1,6 @@
 """Throwaway database servers on free 127.0.0.1 ports: ``redis-server`` and a PostgreSQL cluster.
 
-Used by the tests (session fixtures in conftest.py) and by ``benchmarks/stores.py``. Nothing
+Used by the tests (session fixtures in conftest.py) and by the benchmarks. Nothing
 here depends on pytest: a missing server binary raises `ServerUnavailableError`, and the
 caller decides whether that skips or fails.
 """
@@ -17,9 +17,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, Protocol, TypeVar
 
 START_ATTEMPTS = 5
 """Free ports are picked, then bound by the server: another process may take one in between."""
@@ -67,6 +67,7 @@ class RedisServer:
         executable: The ``redis-server`` to run; found on ``PATH`` when ``None``.
         modules: Modules to load (``--loadmodule``).
         port: Listen on this port (one attempt) instead of a free one.
+        password: Ask every client for this password (``requirepass``).
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class RedisServer:
         modules: list[str] | None = None,
         *,
         port: int | None = None,
+        password: str | None = None,
     ) -> None:
         executable = executable or shutil.which("redis-server")
         if executable is None:
@@ -85,6 +87,9 @@ class RedisServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         loads = [arg for module in modules or [] for arg in ("--loadmodule", module)]
+        if password is not None:
+            loads += ["--requirepass", password]
+        self.password = password
         for _ in range(1 if port else START_ATTEMPTS):
             self.port = port or free_port()
             self.process = subprocess.Popen(
@@ -105,12 +110,14 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:PORT/0``."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """``redis://127.0.0.1:PORT/0`` (with ``:PASSWORD@`` when it asks for one)."""
+        password = "" if self.password is None else f":{self.password}@"
+        return f"redis://{password}127.0.0.1:{self.port}/0"
 
     def _answers(self) -> bool:
         with contextlib.suppress(OSError):
-            return self.command("PING") == b"+PONG"
+            # Asked for a password, the server answers PING with -NOAUTH: it is up all the same.
+            return self.command("PING").startswith((b"+PONG", b"-NOAUTH"))
         return False
 
     def command(self, *args: str) -> bytes:
@@ -161,6 +168,17 @@ def find_postgres_bin() -> Path:
     )
 
 
+def missing_servers() -> str | None:
+    """Why this machine cannot start a ``redis-server`` and a PostgreSQL cluster, or ``None``."""
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed (apt-get install redis-server)"
+    try:
+        find_postgres_bin()
+    except ServerUnavailableError as error:
+        return str(error)
+    return None
+
+
 def _major(version: str) -> int:
     return int(version) if version.isdigit() else 0
 
@@ -174,9 +192,11 @@ class PostgresServer:
     Args:
         durable: Keep PostgreSQL's fsync and synchronous commit (for benchmarks); tests turn
             them off, which only matters if the machine crashes.
+        password: The ``postgres`` user's password, asked of every client (none by default:
+            every local client is trusted).
     """
 
-    def __init__(self, *, durable: bool = False) -> None:
+    def __init__(self, *, durable: bool = False, password: str | None = None) -> None:
         bin_dir = find_postgres_bin()
         self.directory = Path(tempfile.mkdtemp(prefix="resumable-postgres-"))
         self.process: subprocess.Popen[bytes] | None = None
@@ -185,10 +205,18 @@ class PostgresServer:
         if self._user is not None:
             os.chown(self.directory, self._user.pw_uid, self._user.pw_gid)
         data = self.directory / "data"
+        auth = ["--auth=trust"]
+        if password is not None:
+            secret = self.directory / "password"
+            secret.write_text(password)
+            if self._user is not None:
+                os.chown(secret, self._user.pw_uid, self._user.pw_gid)
+            auth = ["--auth=scram-sha-256", f"--pwfile={secret}"]
+        self.password = password
         self._run(
             [
                 str(bin_dir / "initdb"),
-                *("-D", str(data), "-U", "postgres", "--auth=trust"),
+                *("-D", str(data), "-U", "postgres", *auth),
                 *("--encoding=UTF8", "--locale=C", "--no-sync"),
             ]
         )
@@ -217,9 +245,10 @@ class PostgresServer:
     @property
     def dsn(self) -> str:
         """The libpq URL of the ``postgres`` database (for asyncpg or psql themselves)."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        user = "postgres" if self.password is None else f"postgres:{self.password}"
+        return f"postgresql://{user}@127.0.0.1:{self.port}/postgres"
 
-    def _as_user(self) -> dict[str, int]:
+    def _as_user(self) -> dict[str, Any]:
         if self._user is None:
             return {}
         return {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
@@ -274,3 +303,23 @@ def skip_or_fail(reason: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; CI must run these tests", pytrace=False)
     pytest.skip(reason)
+
+
+class _Server(Protocol):
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Server)
+
+
+@contextlib.contextmanager
+def serving(start: Callable[[], S], needed_by: str) -> Iterator[S]:
+    """Start a server with *start*, or skip (fail under CI) the tests *needed_by* names."""
+    try:
+        server = start()
+    except ServerUnavailableError as exc:
+        skip_or_fail(f"{exc}: {needed_by} need a real server")
+    try:
+        yield server
+    finally:
+        server.stop()

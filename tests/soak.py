@@ -18,7 +18,7 @@ from pathlib import Path
 
 from helpers import poll
 
-from resumable._codec import parse
+from resumable._envelope import parse
 from resumable._stores import FileStore
 
 

@@ -1,131 +1,129 @@
-"""examples/apify_actor: the example Actor resumes after a migration, and locally after Ctrl-C.
+"""examples/apify_actor: the example crawler holds each product once, and charges it once.
 
-The Actor runs unmodified, as `python -m examples.apify_actor`, through the `actor_process`
-fixture that users test their own Actors with.
+The Actor runs unmodified, as ``python -m src`` in its folder (what ``apify run`` and its
+image run), through the ``actor_process`` fixture that users test their own Actors with: a
+real process with the real Apify SDK, its storages on the local disk, the platform's events
+from the stand-in, and pay-per-event charging on (``ACTOR_TEST_PAY_PER_EVENT``, so the SDK
+logs every charge to the ``charging-log`` dataset). It crawls a `GatedShop`, whose product
+pages are served only as far as the test allows, so that each kill, migration and Ctrl-C
+lands mid-crawl, at the point the test waited for.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import shutil
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from graph_shop import GatedShop, product_of, stop_noticed
 
 from resumable.testing import ActorProcess
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
-ITEMS = 40
-INPUT = {"items": ITEMS, "delayMillis": 20}
+ACTOR = Path(__file__).resolve().parent.parent / "examples" / "apify_actor"
+PAGES = 15
 
 
-def pushed(actor: ActorProcess) -> list[int]:
-    """The `item` of every dataset record, in the order pushed."""
-    return [record["item"] for record in actor.dataset()]
+@pytest.fixture
+def shop() -> Iterator[GatedShop]:
+    with GatedShop(pages=PAGES) as served:
+        yield served.start()
 
 
-async def test_the_example_actor_resumes_after_a_migration(
-    actor_process: Callable[..., ActorProcess],
-) -> None:
-    """Migrated (and killed) halfway, the example Actor continues on its next start from the
-    cursor it saved; every item reaches the dataset exactly once."""
-    actor = actor_process("examples.apify_actor", input=INPUT, cwd=ROOT)
-    await actor.start()
-    # Records reach the dataset with the saves, which the platform's persistState drives.
-    deadline = time.monotonic() + 30
-    while len(pushed(actor)) < 10:
-        assert time.monotonic() < deadline, "10 items pushed: not within 30 s"
-        await actor.persist_state()
-        await asyncio.sleep(0.05)
-
-    await actor.migrate(time_remaining=20)
-    await actor.until_logged("waiting for the platform to stop this process")
-    await actor.kill()
-    saved = actor.value("items")["cursor"]
-
-    await actor.start()
-
-    assert 0 == await actor.wait(), actor.log()
-    counts = Counter(pushed(actor))
-    assert set(range(ITEMS)) == set(counts)
-    assert {} == {item: n for item, n in counts.items() if n != 1}
-    assert f"Run completed at item {ITEMS} of {ITEMS}, resumed from item {saved}" in actor.log()
-    assert "completed" == actor.value("items")["status"]
-
-
-async def test_the_example_actor_resumes_locally_after_ctrl_c(
-    actor_process: Callable[..., ActorProcess],
-) -> None:
-    """Run locally (not at home, storage kept), interrupted with Ctrl-C and run again, the
-    example finishes the remaining items, each pushed once."""
-    actor = actor_process(
-        "examples.apify_actor",
-        input=INPUT,
-        cwd=ROOT,
+@pytest.fixture
+def crawler(actor_process: Callable[..., ActorProcess], shop: GatedShop) -> ActorProcess:
+    """The example Actor over the shop, run locally with pay-per-event charging on."""
+    return actor_process(
+        "src",
+        input={"startUrl": shop.start_url},
+        cwd=ACTOR,
         at_home=False,
-        # Saves (and with them the records) every 100 ms instead of every minute.
-        env={"CRAWLEE_PERSIST_STATE_INTERVAL_MILLIS": "100"},
+        env={"ACTOR_TEST_PAY_PER_EVENT": "true"},
     )
-    await actor.start()
-    await actor.until(lambda: len(pushed(actor)) >= 5, what="5 items pushed")
-
-    actor.send_signal(signal.SIGINT)
-
-    assert 0 == await actor.wait(), actor.log()
-    assert "Run aborted at item" in actor.log()
-
-    await actor.start()
-
-    assert 0 == await actor.wait(), actor.log()
-    assert list(range(ITEMS)) == sorted(pushed(actor))
-    assert f"Run completed at item {ITEMS} of {ITEMS}, resumed from item" in actor.log()
 
 
-def test_the_dockerfile_installs_resumable_from_the_wheel_the_readme_builds(
-    tmp_path: Path,
+def products(actor: ActorProcess) -> Counter[int]:
+    """How many times each product is in the default dataset."""
+    return Counter(product_of(item["url"]) for item in actor.dataset())
+
+
+def charges(actor: ActorProcess) -> list[dict[str, Any]]:
+    """The ``product`` charges in the SDK's charging log."""
+    return [entry for entry in actor.dataset("charging-log") if entry["event_name"] == "product"]
+
+
+async def crawl_until(actor: ActorProcess, shop: GatedShop, more: int) -> None:
+    """Let *more* product pages through, and wait until the dataset holds half of them more."""
+    target = len(actor.dataset()) + more // 2
+    shop.allow(more)
+    await actor.until(lambda: len(actor.dataset()) >= target, what=f"{target} products pushed")
+
+
+async def test_killed_and_migrated_mid_crawl_the_example_holds_each_product_once(
+    crawler: ActorProcess, shop: GatedShop
 ) -> None:
-    """`apify push` works without resumable on the package index: the README's command
-    builds a wheel from the repository, and the Dockerfile's install takes resumable from it."""
-    folder = ROOT / "examples" / "apify_actor"
-    readme = (folder / "README.md").read_text()
-    build = next(line for line in readme.splitlines() if line.startswith("pip wheel "))
-    install = next(
-        line.removeprefix("RUN ").split()
-        for line in (folder / ".actor" / "Dockerfile").read_text().splitlines()
-        if line.startswith("RUN pip install ")
-    )
-    wheels = tmp_path / "wheels"
-    shutil.copy(folder / "requirements.txt", tmp_path)
+    """SIGKILLed mid-crawl, then migrated and killed while parked, then run to its end: the
+    dataset holds every product of the shop once, and the charging log one ``product``
+    charge per product, each under an idempotency key of its own."""
+    await crawler.start()
+    await crawl_until(crawler, shop, 40)
+    await crawler.kill()
+    shop.cut()
+    killed_at = len(crawler.dataset())
 
-    subprocess.run(
-        [sys.executable, "-m", *build.replace("examples/apify_actor/wheels", str(wheels)).split()],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    # As in the image, minus the index and any other place: resumable comes from the wheel.
-    alone = ["--dry-run", "--ignore-installed", "--no-deps", "--no-index"]
-    no_config = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    resolved = subprocess.run(
-        [sys.executable, "-m", *install[:2], *alone, *install[2:]],
-        cwd=tmp_path,
-        env=no_config | {"PIP_CONFIG_FILE": os.devnull},
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    await crawler.start()
+    await crawl_until(crawler, shop, 40)
+    await crawler.migrate(time_remaining=20)
+    await crawler.until_logged("job 'shop': migrating")
+    shop.allow()  # the requests in flight finish, and the crawler takes no new one
+    await crawler.until_logged("waiting for the platform to stop this process")
+    await crawler.kill()
+    migrated_at = len(crawler.dataset())
 
-    assert ["--find-links", "./wheels"] == install[install.index("--find-links") :][:2]
-    assert 0 == resolved.returncode, resolved.stderr
-    assert "Would install resumable-" in resolved.stdout
+    await crawler.start()
+    code = await crawler.wait(120)
+    counts = products(crawler)
+    logged = charges(crawler)
+    keys = Counter(entry["idempotency_key"] for entry in logged)
+
+    assert 0 == code, crawler.log()[-3000:]
+    assert 0 < killed_at < migrated_at < shop.products
+    assert {} == {product: n for product, n in counts.items() if n != 1}
+    assert set(range(shop.products)) == set(counts)
+    assert shop.products == sum(entry["charged_count"] for entry in logged)
+    assert shop.products == len(keys)
+    assert {1} == set(keys.values())
+    assert "Crawl completed (resumed from the journal)" in crawler.log()
+
+
+async def test_ctrl_c_stops_the_example_mid_crawl_and_the_next_run_finishes_it(
+    crawler: ActorProcess, shop: GatedShop
+) -> None:
+    """Interrupted with Ctrl-C (SIGINT) mid-crawl, the run ends "aborted" with exit code 0;
+    the next run on the same storage crawls the rest: every product once, charged once."""
+    await crawler.start()
+    await crawl_until(crawler, shop, 40)
+
+    crawler.send_signal(signal.SIGINT)
+    await crawler.until(lambda: stop_noticed(crawler.log()), what="the Ctrl-C noticed")
+    shop.allow()  # the requests in flight finish, and the crawler takes no new one
+    code = await crawler.wait()
+    stopped_at = len(crawler.dataset())
+
+    assert 0 == code, crawler.log()[-3000:]
+    assert "Crawl aborted (from the start)" in crawler.log()
+    assert 0 < stopped_at < shop.products
+
+    await crawler.start()
+    code = await crawler.wait(120)
+    counts = products(crawler)
+
+    assert 0 == code, crawler.log()[-3000:]
+    assert {} == {product: n for product, n in counts.items() if n != 1}
+    assert set(range(shop.products)) == set(counts)
+    assert shop.products == sum(entry["charged_count"] for entry in charges(crawler))
+    assert "Crawl completed (resumed from the journal)" in crawler.log()

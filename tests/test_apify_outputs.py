@@ -1,4 +1,5 @@
-"""Exactly-once dataset items under the real Apify SDK, migrated and killed mid-run."""
+"""Exactly-once dataset items: under the real Apify SDK, migrated and killed mid-run, and on
+every Crawlee storage backend and the platform's API with pushes whose reply is lost."""
 
 from __future__ import annotations
 
@@ -13,9 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _apify_stores import STORAGE_CLIENTS, open_dataset
+from apify import Configuration as ApifyConfiguration
+from apify.storage_clients import ApifyStorageClient
+from crawlee.storages import Dataset
 
+from resumable import MemoryStore, job
 from resumable.apify import DatasetSink
-from resumable.testing import PlatformEvents
+from resumable.testing import FailingSink, PlatformEvents
+from resumable.testing._dataset_api import DatasetApi
 
 pytestmark = pytest.mark.slow
 
@@ -124,3 +131,84 @@ async def test_a_kill_between_the_item_files_and_the_count_loses_nothing(tmp_pat
 
     assert list(range(15)) == dataset(tmp_path)
     assert 15 == await second.count()
+
+
+@pytest.mark.parametrize("backend", list(STORAGE_CLIENTS))
+async def test_a_dataset_push_whose_reply_is_lost_is_read_back_not_repeated(
+    backend: str, tmp_path: Path
+) -> None:
+    """On every Crawlee storage backend, a push that lands and then raises (a timeout after
+    the dataset stored it) is settled by listing the dataset, never pushed again."""
+    dataset = await open_dataset(backend, tmp_path)
+    sink = FailingSink(DatasetSink(dataset), lands=True, first=1)
+    async with job("lost-push", 0, store=MemoryStore(), sink=sink, triggers=[], interval=None) as j:
+        j.out.extend([{"product": n} for n in range(3)])
+        j.advance(1)
+        await j.save()
+        j.out.push({"product": 3})
+        j.advance(2)
+
+    assert [{"product": n} for n in range(4)] == (await dataset.get_data(limit=10)).items
+    assert (4, 1) == (j.outcome.outputs if j.outcome else None, sink.failures)
+
+
+async def test_a_dataset_sink_names_its_dataset(tmp_path: Path) -> None:
+    """A DatasetSink shows its dataset as a user knows it: name, id and where it lives."""
+    local = await open_dataset("files", tmp_path)
+    in_memory = await open_dataset("memory", tmp_path)
+    directory = tmp_path / "storage" / "datasets" / str(local.name)
+    expected = [
+        f"DatasetSink(dataset {local.name!r} (id {local.id!r}), at {directory})",
+        f"DatasetSink(dataset {in_memory.name!r} (id {in_memory.id!r}), in memory)",
+        "DatasetSink(the Actor's default dataset)",
+        "DatasetSink(name='products')",
+    ]
+
+    assert expected == [
+        repr(DatasetSink(local)),
+        repr(DatasetSink(in_memory)),
+        repr(DatasetSink()),
+        repr(DatasetSink(name="products")),
+    ]
+
+
+@pytest.fixture
+async def platform_api() -> AsyncIterator[DatasetApi]:
+    """The platform's dataset API, on 127.0.0.1."""
+    async with DatasetApi() as api:
+        yield api
+
+
+async def open_platform_dataset(api: DatasetApi, dataset_id: str = "products") -> Dataset:
+    """A dataset on the (stand-in) platform, opened through the SDK's own storage client."""
+    configuration = ApifyConfiguration(
+        token="stand-in-token",  # noqa: S106 - what the stand-in accepts
+        api_base_url=api.url,
+        api_public_base_url=api.url,
+    )
+    api.items[dataset_id] = []
+    return await Dataset.open(
+        id=dataset_id, configuration=configuration, storage_client=ApifyStorageClient()
+    )
+
+
+async def test_a_platform_push_whose_reply_is_lost_is_read_back_not_repeated(
+    platform_api: DatasetApi,
+) -> None:
+    """On the platform's API, a push the API stored and whose reply was lost is sent once,
+    not again by the Apify client below the engine, and the engine settles it by listing."""
+    dataset = await open_platform_dataset(platform_api)
+    sink = DatasetSink(dataset)
+    async with job(
+        "lost-reply", 0, store=MemoryStore(), sink=sink, triggers=[], interval=None
+    ) as j:
+        j.out.extend([{"product": n} for n in range(3)])
+        j.advance(1)
+        platform_api.lose_replies = 1
+        await j.save()
+        j.out.push({"product": 3})
+        j.advance(2)
+
+    assert [{"product": n} for n in range(4)] == platform_api.items["products"]
+    assert (2, 0) == (platform_api.pushes, platform_api.lose_replies)
+    assert 4 == (j.outcome.outputs if j.outcome else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -17,9 +18,10 @@ from crawlee.storage_clients import FileSystemStorageClient, MemoryStorageClient
 from crawlee.storage_clients._file_system import FileSystemKeyValueStoreClient
 from crawlee.storages import KeyValueStore
 
-from resumable import InvalidKeyError, ResumableWarning, job
+from resumable import CorruptStateError, InvalidKeyError, ResumableWarning, job
 from resumable.apify import ApifyStore
-from resumable.apify import _store as apify_store_module
+from resumable.apify import _purge as purge_module
+from resumable.apify import _store as store_module
 
 RECORD = {"resumable": 1, "key": "k", "cursor": 7, "status": "running", "seq": 1}
 
@@ -112,6 +114,39 @@ async def fresh_crawlee_client(tmp_path: Path) -> FileSystemKeyValueStoreClient:
         alias=None,
         configuration=Configuration(storage_dir=str(tmp_path / "storage")),
     )
+
+
+async def test_a_fresh_start_logs_no_warning_on_any_backend(
+    apify_store: ApifyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A key with no record yet is no news: no backend's client (Crawlee's Redis one says
+    "Metadata for key ... is missing or invalid") warns about it on a fresh start."""
+    with caplog.at_level(logging.WARNING):
+        async with job("fresh", 0, store=apify_store, triggers=[], interval=None) as j:
+            j.advance(1)
+
+    assert [] == [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not j.resumed
+
+
+async def test_a_record_without_its_metadata_is_still_reported(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """Quiet about a missing key, not about a damaged one: a value whose metadata is gone
+    (Crawlee's Redis client cannot read it) is reported as corrupt, and left as it is."""
+    store = await APIFY_STORE_FACTORIES["apify-redis"](tmp_path)
+    assert isinstance(store, ApifyStore)
+    kvs = await store.open()
+    await kvs.set_value("torn", RECORD)
+    # Torn as a crash between Crawlee's two writes would leave it.
+    client = kvs._client
+    await client._redis.hdel(client._metadata_items_key, "torn")
+
+    with pytest.raises(CorruptStateError):
+        async with job("torn", 0, store=store, triggers=[], interval=None):
+            pass
+
+    assert await kvs.record_exists("torn")
 
 
 async def test_direct_writes_read_back_through_crawlee(tmp_path: Path) -> None:
@@ -217,20 +252,94 @@ async def test_cli_location_names_the_local_storage(tmp_path: Path) -> None:
     assert memory.cli_location is None
 
 
+@pytest.fixture
+def unwarned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The purge warning not given yet in this process (it is given once per process)."""
+    monkeypatch.setattr(purge_module, "_warned", False)
+
+
+async def open_default_store(
+    configuration: Configuration, monkeypatch: pytest.MonkeyPatch
+) -> KeyValueStore:
+    """The default key-value store of local storage, opened as inside an Actor run with
+    *configuration*."""
+    monkeypatch.setattr(service_locator, "get_configuration", lambda: configuration)
+    return await KeyValueStore.open(
+        configuration=configuration, storage_client=FileSystemStorageClient()
+    )
+
+
+async def open_under_apify_run(storage: Path, monkeypatch: pytest.MonkeyPatch) -> KeyValueStore:
+    """The default key-value store as `apify run` starts an Actor with an input schema: the
+    input under the CLI's own key, and CRAWLEE_PURGE_ON_START=0 whether it purged or not."""
+    configuration = ApifyConfiguration(
+        storage_dir=str(storage), purge_on_start=False, input_key="__CLI_INPUT"
+    )
+    return await open_default_store(configuration, monkeypatch)
+
+
+@pytest.mark.usefixtures("unwarned")
 async def test_purge_on_start_is_detected_with_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An unnamed local store that Crawlee purges at start warns, once, saying how to resume."""
-    monkeypatch.setattr(apify_store_module, "_warned_purge", False)
+    """An unnamed local store that Crawlee purges at start warns, once, saying how to resume
+    under the Apify CLI and without it."""
     configuration = Configuration(storage_dir=str(tmp_path / "storage"), purge_on_start=True)
-    kvs = await KeyValueStore.open(
-        configuration=configuration, storage_client=FileSystemStorageClient()
-    )
-    monkeypatch.setattr(service_locator, "get_configuration", lambda: configuration)
+    kvs = await open_default_store(configuration, monkeypatch)
+    monkeypatch.setattr(store_module, "actor_is_running", lambda: True)  # a local Actor run
 
-    with pytest.warns(ResumableWarning, match="CRAWLEE_PURGE_ON_START=false"):
+    with pytest.warns(ResumableWarning) as warned:
         await ApifyStore(kvs).open()
     await ApifyStore(kvs).open()  # no second warning: filterwarnings=error would raise
+
+    message = str(warned[0].message)
+    assert "is purged each time the Actor starts locally" in message
+    assert "`apify run --no-purge` (or `apify run --resurrect`)" in message
+    assert "CRAWLEE_PURGE_ON_START=false" in message
+
+
+@pytest.mark.usefixtures("unwarned")
+async def test_a_run_the_apify_cli_started_without_state_warns_with_its_switches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started by `apify run` (the input under the CLI's own key, CRAWLEE_PURGE_ON_START=0),
+    an empty default store may have been purged by the CLI: the warning names its switches."""
+    kvs = await open_under_apify_run(tmp_path / "storage", monkeypatch)
+
+    with pytest.warns(ResumableWarning) as warned:
+        await ApifyStore(kvs).open()
+
+    message = str(warned[0].message)
+    assert "`apify run` started this Actor with no job state" in message
+    assert "`apify run --no-purge` (or `apify run --resurrect`)" in message
+
+
+@pytest.mark.usefixtures("unwarned")
+async def test_a_run_the_apify_cli_started_on_saved_state_does_not_warn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job record in the default store shows that `apify run` kept the storage: no warning
+    (filterwarnings=error would raise one)."""
+    storage = tmp_path / "storage"
+    await ApifyStore.local(storage).save("items", encoded(RECORD))
+    kvs = await open_under_apify_run(storage, monkeypatch)
+
+    store = ApifyStore(kvs)
+    await store.open()
+
+    assert ["items"] == await store.keys()
+
+
+@pytest.mark.usefixtures("unwarned")
+async def test_a_run_without_purge_started_by_python_itself_does_not_warn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the Apify CLI, CRAWLEE_PURGE_ON_START=false is the whole story: an empty store
+    is a fresh start, not a purge (filterwarnings=error would raise a warning)."""
+    configuration = ApifyConfiguration(storage_dir=str(tmp_path / "storage"), purge_on_start=False)
+    kvs = await open_default_store(configuration, monkeypatch)
+
+    await ApifyStore(kvs).open()
 
 
 async def test_a_named_store_is_not_purged_and_does_not_warn(tmp_path: Path) -> None:

@@ -1,116 +1,141 @@
-"""The benchmark runner runs from a clone: a cheap section end to end, no timing asserted."""
+"""Every benchmark runs from a clone in its smallest form, so none rots; no figure is asserted."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from servers import missing_servers
 
 pytestmark = pytest.mark.slow
 
-RUNNER = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+RUNNER = BENCHMARKS / "run.py"
+SECTIONS = [
+    "cost",
+    "outputs",
+    "sync",
+    "instructions",
+    "concurrency",
+    "migration",
+    "preemption",
+    "stores",
+    "fleet",
+    "crawler",
+    "scale",
+    "sizes",
+]
+"""Every section of `benchmarks/run.py`, in its order."""
+HOT_PATHS = [
+    "bare",
+    "resumable",
+    "advance",
+    "list",
+    "push",
+    "plain",
+    "plain-resumable",
+    "plain-advance",
+]
+"""Every subject of `benchmarks/hot_path.py`."""
 
 
-def test_runner_reports_a_cheap_section(tmp_path: Path) -> None:
-    """`run.py --quick --only sizes,concurrency` prints its tables and writes its results."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(RUNNER),
-            "--quick",
-            "--only",
-            "sizes,concurrency",
-            "--no-plot",
-            "--out",
-            str(tmp_path),
-        ],
+def run(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a benchmark script with this interpreter; its output, whatever its exit status."""
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
 
+
+def lacking(what: str, why: str | None) -> bool:
+    """Whether this machine lacks *what*, which CI must have (it fails there instead)."""
+    if why is not None and os.environ.get("CI"):
+        pytest.fail(f"{why}: CI must run the {what} benchmark", pytrace=False)
+    return why is not None
+
+
+def test_the_runner_has_the_sections_these_tests_run() -> None:
+    """`run.py --list` names the sections the smoke run below expects, in the same order."""
+    done = run("run.py", "--list")
+
     assert 0 == done.returncode, done.stderr
-    assert "### Save and load time by cursor size" in done.stdout
-    assert "### Targets" in done.stdout
+    assert SECTIONS == [line.split(":", 1)[0] for line in done.stdout.splitlines()]
+
+
+@pytest.mark.timeout(300)
+def test_every_section_runs_in_its_smoke_form(tmp_path: Path) -> None:
+    """`run.py --smoke` runs every section and writes one report, its figures and the plot."""
+    expected = list(SECTIONS)
+    if lacking("instructions", None if shutil.which("valgrind") else "valgrind is not installed"):
+        expected.remove("instructions")
+    if lacking("store and fleet", missing_servers()):
+        expected = [s for s in expected if s not in {"stores", "fleet"}]
+    # The plot needs the bench extra's matplotlib; the README's test environment has not.
+    plotting = importlib.util.find_spec("matplotlib") is not None
+    plot = tmp_path / "performance.png"
+    drawn = ("--plot", str(plot)) if plotting else ("--no-plot",)
+
+    done = run("run.py", "--smoke", "--out", str(tmp_path), *drawn, timeout=270)
+
+    assert 0 == done.returncode, done.stderr
     results = json.loads((tmp_path / "results.json").read_text())
-    assert {"sizes", "concurrency"} == set(results)
+    assert expected == list(results["figures"])
+    assert expected == list(results["seconds"])
+    assert "smoke" == results["preset"]
+    headings = [line for line in done.stdout.splitlines() if line.startswith("### ")]
+    assert len(expected) + 1 + (expected != SECTIONS) == len(headings)
+    assert "### Targets" == headings[-1]
     assert (tmp_path / "results.md").read_text().strip() == done.stdout.strip()
+    assert plotting == plot.is_file()
 
 
-def test_store_benchmark_runs_every_store(redis_server: object, postgres_server: object) -> None:
-    """`stores.py` starts its servers and prints one row per store (the fixtures only make
-    sure this machine has the servers, failing under CI when it does not)."""
-    done = subprocess.run(
-        [sys.executable, str(RUNNER.with_name("stores.py")), "--operations", "5"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+@pytest.mark.parametrize("subject", HOT_PATHS)
+def test_each_counted_subject_produces_its_items(subject: str) -> None:
+    """Every subject `instructions.py` counts runs natively and produces the items asked for."""
+    done = run("hot_path.py", subject, "300")
+
+    assert 0 == done.returncode, done.stderr
+    assert "" == done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_instruction_counts_compare_another_checkout() -> None:
+    """`instructions.py --against DIR` counts a subject with both packages, side by side."""
+    if lacking("instructions", None if shutil.which("valgrind") else "valgrind is not installed"):
+        pytest.skip("valgrind is not installed")
+
+    done = run(
+        "instructions.py",
+        *("--items", "2000", "--only", "plain-resumable", "--against", str(BENCHMARKS.parent)),
+        timeout=270,
     )
 
     assert 0 == done.returncode, done.stderr
-    rows = [line.split("|")[1].strip() for line in done.stdout.splitlines() if "ms |" in line]
-    assert [
-        "RedisStore",
-        "SQLStore (PostgreSQL)",
-        "SQLStore (SQLite)",
-        "ApifyStore / Crawlee Redis",
-        "ApifyStore / Crawlee SQL (SQLite)",
-        "ApifyStore / Crawlee SQL (PostgreSQL)",
-        "FileStore",
-    ] == rows
-
-
-def test_the_sync_benchmark_prints_its_tables() -> None:
-    """`benchmarks/sync.py` runs end to end on small sizes (its timings are not asserted)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(RUNNER.with_name("sync.py")),
-            "--items",
-            "2000",
-            "--repeats",
-            "1",
-            "--memory-items",
-            "20000",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    rows = [line.split("|")[1].strip() for line in done.stdout.splitlines()[2:]]
+    assert ["bare `for` (plain floor)", "`@resumable`, plain generator"] == rows
+    assert done.stdout.startswith(
+        f"| subject | instructions per item | x its floor | {BENCHMARKS.parent} | x its floor "
+        "| this / that |"
     )
-
-    assert 0 == done.returncode, done.stderr
-    assert "### Per-yield cost, 2,000 items, median of 1" in done.stdout
-    assert "### Resident memory over 20,000 yields" in done.stdout
+    assert "n/a" not in done.stdout
 
 
-def test_the_fleet_benchmark_prints_a_row_per_store_and_size(
-    redis_server: object, postgres_server: object
-) -> None:
-    """`fleet.py` starts its servers and workers and prints items/s per store and fleet size
-    (small sizes; the fixtures make sure this machine has the servers)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(RUNNER.with_name("fleet.py")),
-            *("--shards", "4", "--items", "20", "--workers", "1,2"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def test_a_runner_mistake_is_named_without_a_traceback() -> None:
+    """An unknown section, or ``--docs`` with part of the set, says what to do instead."""
+    unknown = run("run.py", "--only", "cost,nope")
+    partial = run("run.py", "--docs", "--only", "cost")
 
-    assert 0 == done.returncode, done.stderr
-    rows = [line.split("|")[1:3] for line in done.stdout.splitlines() if "x |" in line]
-    assert [
-        [" RedisStore ", " 1 "],
-        [" RedisStore ", " 2 "],
-        [" SQLStore (PostgreSQL) ", " 1 "],
-        [" SQLStore (PostgreSQL) ", " 2 "],
-    ] == rows
+    assert 2 == unknown.returncode
+    assert "unknown section(s) nope; see --list" in unknown.stderr
+    assert 2 == partial.returncode
+    assert "--docs shows one run of every section: leave out --only" in partial.stderr
+    assert "Traceback" not in unknown.stderr + partial.stderr

@@ -6,7 +6,6 @@ import json
 import os
 import pty
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,10 +15,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from helpers import SCRIPT, cli, one_line_error
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = shutil.which("resumable", path=str(Path(sys.executable).parent))
 
 JOB = textwrap.dedent(
     """
@@ -75,31 +74,6 @@ def run_job(store: Path, key: str, stop: int, *, fail_at: int = -1) -> str:
         check=True,
     )
     return done.stdout.strip()
-
-
-def cli(
-    *args: str, stdin: bytes | None = None, script: bool = False
-) -> subprocess.CompletedProcess[bytes]:
-    """Run ``python -m resumable ARGS`` (or the installed ``resumable`` script)."""
-    command = [SCRIPT] if script and SCRIPT else [sys.executable, "-m", "resumable"]
-    return subprocess.run(
-        [*command, *args],
-        input=stdin if stdin is not None else b"",
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def one_line_error(result: subprocess.CompletedProcess[bytes]) -> str:
-    """Check that *result* failed with one line on stderr and nothing on stdout; return it."""
-    assert result.returncode == 1, result
-    assert result.stdout == b""
-    lines = result.stderr.decode().splitlines()
-
-    assert 1 == len(lines), lines
-    assert lines[0].startswith("resumable: ")
-    return lines[0]
 
 
 @pytest.fixture
@@ -213,6 +187,16 @@ def test_show_of_an_unknown_key_names_the_keys_there(state: Path) -> None:
     line = one_line_error(cli("--store", str(state), "show", "nope"))
 
     assert f"resumable: no record for key 'nope' in {state} (keys there: broken, done)" == line
+
+
+def test_show_json_of_an_unknown_key_prints_json_and_fails(state: Path) -> None:
+    """`show --json` keeps stdout JSON for scripts when there is no record: `null`, exit 1,
+    and the reason on stderr."""
+    result = cli("--store", str(state), "show", "nope", "--json")
+
+    assert 1 == result.returncode
+    assert None is json.loads(result.stdout)
+    assert result.stderr.decode().startswith("resumable: no record for key 'nope'")
 
 
 def test_show_of_a_corrupted_record_says_where_it_is_and_leaves_it(state: Path) -> None:
@@ -336,6 +320,35 @@ def test_import_refuses_what_is_not_a_record(state: Path, tmp_path: Path) -> Non
     line = one_line_error(cli("--store", str(state), "import", "fresh", str(junk)))
 
     assert f"{junk} does not hold a resumable record" in line
+    assert not (state / "fresh.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("cursor", "said"),
+    [
+        ("NaN", "NaN is not a JSON value"),
+        ("Infinity", "Infinity is not a JSON value"),
+        ("[1, -Infinity]", "-Infinity is not a JSON value"),
+        ('"\\ud800"', "cannot be written as UTF-8"),
+    ],
+)
+def test_import_refuses_a_record_no_run_could_load_back(
+    state: Path, tmp_path: Path, cursor: str, said: str
+) -> None:
+    """A cursor that is not strict JSON (NaN, Infinity) or a string no run could write back
+    (a lone surrogate) is refused in one line, nothing written, so that `show --json` always
+    prints valid JSON and the next run does not fail on it."""
+    record = tmp_path / "record.json"
+    record.write_text(
+        '{"resumable": 1, "key": "k", "version": 1, "status": "running", "seq": 2, '
+        '"generation": 1, "owner": "x", "updated_at": "2026-01-01T00:00:00+00:00", '
+        f'"cursor": {cursor}}}'
+    )
+
+    line = one_line_error(cli("--store", str(state), "import", "fresh", str(record), "--yes"))
+
+    assert said in line
+    assert "nothing was written" in line
     assert not (state / "fresh.json").exists()
 
 
@@ -616,7 +629,7 @@ def test_a_shared_store_without_its_extra_names_the_extra(
     )
 
     line = one_line_error(result)
-    assert f'needs the {extra} extra: pip install "resumable[{extra}]"' in line
+    assert f'needs the {extra} extra: pip install "resumable-jobs[{extra}]"' in line
     assert "s3cret" not in line
     assert b"" == (tmp_path / "state.db").read_bytes()
 
@@ -675,15 +688,17 @@ def test_a_redis_url_opens_redis_store_and_closes_it(state: Path, command: list[
         (
             "refused",
             (
-                "cannot reach the store at redis://refused:6379/0: "
-                "ConnectionRefusedError: [Errno 111] Connection refused"
+                "cannot reach the store at redis://refused:6379/0: the connection was refused, "
+                "so nothing listens at the store's address (ConnectionRefusedError: [Errno 111] "
+                "Connection refused); check the host and port in the store's URL, and that its "
+                "server is running"
             ),
         ),
         (
             "nodriver",
             (
                 "--store redis://nodriver:6379/0 needs the redis extra: "
-                "pip install \"resumable[redis]\" (No module named 'driver')"
+                "pip install \"resumable-jobs[redis]\" (No module named 'driver')"
             ),
         ),
     ],

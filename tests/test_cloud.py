@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -487,33 +486,6 @@ async def test_the_provider_that_answers_is_the_one_watched(
     assert "aborted" == outcome.status
     assert ["job 'any': running on Google Cloud; watching for preemption notices"] == watching
     assert [] == errors
-
-
-@pytest.mark.slow
-def test_the_benchmark_runs_end_to_end():
-    """`benchmarks/preemption.py` prints both of its tables (a few trials, no timing asserted)."""
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "preemption.py"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            "--trials",
-            "2",
-            "--startup-trials",
-            "4",
-            "--poll-interval",
-            "0.05",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-    assert 0 == done.returncode, done.stderr
-    assert "### Start-up off a cloud" in done.stdout
-    assert "### Notice to durable cursor" in done.stdout
-    assert "" == done.stderr
 
 
 async def test_an_azure_event_is_not_approved_when_its_save_failed(

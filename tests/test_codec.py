@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resumable import CursorTypeError, MemoryStore, job, resumable
-from resumable._codec import FORMAT_MARKER, Codec, make_converter
+from resumable import CorruptStateError, CursorTypeError, MemoryStore, job, resumable
+from resumable._codec import Codec, make_converter
+from resumable._envelope import FORMAT_MARKER
 
 
 class Phase(enum.Enum):
@@ -204,3 +205,21 @@ def test_a_custom_converter_is_used():
     record = codec.decode(codec.encode(Opaque(3), status="running", seq=1, owner="me"))
 
     assert Opaque(3) == record.cursor
+
+
+async def test_a_stored_record_that_is_not_strict_json_is_corrupt_and_kept() -> None:
+    """A record holding NaN (Python's extension to JSON, never written by a run) is reported
+    as corrupt where it lies, and left as it is, instead of failing later as a cursor."""
+    store = MemoryStore()
+    data = (
+        b'{"resumable": 1, "key": "k", "version": 1, "status": "running", "seq": 2, '
+        b'"owner": "x", "updated_at": "2026-01-01T00:00:00+00:00", "cursor": NaN}'
+    )
+    await store.save("k", data)
+
+    with pytest.raises(CorruptStateError) as raised:
+        async with job("k", 0.0, store=store, triggers=[], interval=None):
+            pass
+
+    assert "NaN is not a JSON value" in str(raised.value)
+    assert data == await store.load("k")

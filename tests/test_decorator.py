@@ -256,7 +256,7 @@ async def test_arguments_are_passed_through(tmp_path: Path):
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("async def f(*, cursor: int = 0):\n    return 1", "generator function"),
+        ("async def f(*, cursor: int = 0):\n    return 1", "an `async def` that never yields"),
         ("def f(*, cursor: int = 0):\n    return 1", "generator function"),
         ("async def f():\n    yield 1", "no keyword parameter `cursor`"),
         ("async def f(*cursor):\n    yield 1", "no keyword parameter `cursor`"),
@@ -282,7 +282,7 @@ def test_a_class_or_a_coroutine_is_not_mistaken_for_a_key_function():
     async def coroutine(*, cursor: int = 0) -> int:
         return cursor
 
-    with pytest.raises(TypeError, match="generator function"):
+    with pytest.raises(TypeError, match="an `async def` that never yields"):
         resumable(coroutine)  # type: ignore[call-overload]
 
 

@@ -44,6 +44,28 @@ def test_page_reads_as_plain_markdown(page: Path) -> None:
     assert [] == found
 
 
+CRAWLER_EXTRAS = {
+    "BeautifulSoupCrawler": "beautifulsoup",
+    "ParselCrawler": "parsel",
+    "PlaywrightCrawler": "playwright",
+}
+"""Crawlee's crawlers that need an extra of Crawlee's, which ours do not bring."""
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md", *PAGES], ids=str)
+def test_a_page_that_shows_a_crawler_says_what_to_install_for_it(page: Path) -> None:
+    """A page whose code uses a Crawlee crawler that needs an extra of Crawlee's tells the
+    reader to install it: `resumable-jobs[apify]` does not bring a crawler's parser."""
+    text = page.read_text()
+    missing = [
+        f"crawlee[{extra}]"
+        for crawler, extra in CRAWLER_EXTRAS.items()
+        if re.search(rf"\b{crawler}\b", text) and f"crawlee[{extra}]" not in text
+    ]
+
+    assert [] == missing
+
+
 def load_docs_conftest() -> ModuleType:
     """Import the root ``conftest.py`` under its own name (``tests/`` has a conftest too)."""
     spec = importlib.util.spec_from_file_location("docs_conftest", ROOT / "conftest.py")

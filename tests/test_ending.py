@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import warnings
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 from helpers import CountingStore, Grab, record_of, wait_until
 
-from resumable import MemoryStore, job, resumable
-from resumable._phase import FinishedJobError
+from resumable import FinishedJobError, MemoryStore, job, resumable
 
 
 async def test_migrating_while_the_last_save_is_held_is_ignored():
@@ -122,24 +120,6 @@ async def test_the_watcher_is_never_cut_while_it_handles_a_cursor():
     assert ("aborted", 3) == (
         record_of(store, "handled")["status"],
         record_of(store, "handled")["cursor"],
-    )
-
-
-def test_a_run_that_is_never_awaited_warns():
-    """Calling a job without awaiting it is a ResourceWarning, as svcs warns for dangling things."""
-
-    @resumable(key="never", store=MemoryStore(), triggers=[])
-    async def numbers(*, cursor: int = 0) -> AsyncIterator[int]:
-        yield 1
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        numbers()
-        gc.collect()
-
-    assert any(
-        issubclass(w.category, ResourceWarning) and "never awaited" in str(w.message)
-        for w in caught
     )
 
 

@@ -20,7 +20,7 @@ from resumable import (
     job,
     resumable,
 )
-from resumable._codec import parse
+from resumable._envelope import parse
 from resumable._phase import Phase
 
 

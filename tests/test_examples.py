@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ DEADLINE = 60
 # Examples that need more than `python examples/NAME.py`, and the test that runs each.
 SPECIAL = {
     "demo.py": "test_the_demo_* below",
-    "testing_example.py": "tests/test_testing.py (it runs under pytest)",
+    "testing_example.py": "tests/test_docs_tests.py (it runs under pytest)",
     "celery_tasks.py": "tests/test_celery.py (it needs a Redis broker and a Celery worker)",
 }
 
@@ -43,11 +44,14 @@ LAST_LINE = {
 PLAIN = sorted(p.name for p in EXAMPLES.glob("*.py") if p.name not in SPECIAL)
 
 
-def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``python ARGS`` the way the examples' docstrings say, within the deadline."""
     return subprocess.run(
         [sys.executable, *args],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=DEADLINE,
@@ -112,6 +116,54 @@ def test_the_demo_step_mode_resumes_after_ctrl_c(tmp_path: Path) -> None:
     assert "Done: all 40 items." == again.stdout.splitlines()[-1]
     assert 0 == reset.returncode
     assert not list((tmp_path / ".resumable").glob("*.json"))
+
+
+def test_the_example_actor_crawls_a_shop_of_its_own_offline(tmp_path: Path) -> None:
+    """``python -m src`` in ``examples/apify_actor`` without a start URL (what ``apify run``
+    starts) serves its own 100-product shop on 127.0.0.1 and crawls it: each product in the
+    dataset once, and charged once at the price of ``.actor/pricing.json`` with pay-per-event
+    charging on, as its README says to try it. Run again on the same storage, it serves the
+    shop on the same port, so the queue's URLs still lead there and nothing is crawled
+    twice; with that port taken, it says so and exits 1."""
+    actor = EXAMPLES / "apify_actor"
+    storage = tmp_path / "storage"
+    default = storage / "key_value_stores" / "default"
+    default.mkdir(parents=True)
+    (default / "INPUT.json").write_text('{"shopDelayMillis": 0}')
+    env = {
+        **os.environ,
+        "CRAWLEE_STORAGE_DIR": str(storage),
+        "CRAWLEE_PURGE_ON_START": "false",
+        "ACTOR_TEST_PAY_PER_EVENT": "true",
+        "APIFY_ACTOR_PRICING_INFO": (actor / ".actor" / "pricing.json").read_text(),
+        "APIFY_CHARGED_ACTOR_EVENT_COUNTS": '{"product": 0}',
+    }
+
+    def files(dataset: str) -> list[dict[str, Any]]:
+        folder = storage / "datasets" / dataset
+        return [json.loads(f.read_text()) for f in sorted(folder.glob("0*.json"))]
+
+    first = run("-m", "src", cwd=actor, env=env)
+    again = run("-m", "src", cwd=actor, env=env)
+    port = int((default / "own-shop-port").read_text())
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        refused = run("-m", "src", cwd=actor, env=env)
+    items = files("default")
+    charges = [entry for entry in files("charging-log") if entry["event_name"] == "product"]
+
+    assert 0 == first.returncode, first.stderr[-3000:]
+    assert "Crawl completed (from the start)" in first.stderr
+    assert list(range(100)) == sorted(int(item["url"].rsplit("/", 1)[1]) for item in items)
+    assert {"url", "name", "price"} == set(items[0])
+    assert 100 == sum(entry["charged_count"] for entry in charges)
+    assert {0.001} == {entry["event_price_usd"] for entry in charges}
+    assert 0 == again.returncode, again.stderr[-3000:]
+    assert "Crawl completed (resumed from the journal)" in again.stderr
+    assert 1 == refused.returncode
+    assert f"The Actor's own shop cannot be served on port {port} again" in refused.stderr
 
 
 KUBERNETES = EXAMPLES / "kubernetes"

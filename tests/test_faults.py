@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from resumable import FileStore, StoreError, job
-from resumable._codec import parse
+from resumable._envelope import parse
 from resumable.testing import FailingStore
 
 CHILD = Path(__file__).with_name("fault_child.py")

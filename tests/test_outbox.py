@@ -3,53 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import enum
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from pathlib import Path, PurePosixPath
+from typing import Any, NamedTuple
+from uuid import UUID
 
+import attrs
+import cattrs.preconf.json
 import pytest
+from helpers import AppendOnly
 
 from resumable import (
     Controls,
     CursorTypeError,
     FileStore,
+    FinishedJobError,
     JsonLinesSink,
     MemoryStore,
     Outbox,
     ResumableError,
+    Sink,
+    SinkError,
     StaleWriterError,
+    StoreError,
     concurrently,
     job,
     resumable,
 )
 from resumable._outbox import ITEMS_PER_SAVE
-from resumable.testing import assert_resumes
-
-
-class ListSink:
-    """An in-memory sink that records each append."""
-
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-        self.appends: list[int] = []
-
-    def __repr__(self) -> str:
-        return "ListSink()"
-
-    async def count(self) -> int:
-        return len(self.items)
-
-    async def read(self, start: int, limit: int) -> Sequence[Any]:
-        return self.items[start : start + limit]
-
-    async def append(self, items: Sequence[Any], start: int) -> None:
-        if start != len(self.items):
-            raise StaleWriterError(f"holds {len(self.items)}, not {start}")
-        self.items.extend(items)
-        self.appends.append(len(items))
+from resumable.testing import FailingSink, MemorySink, assert_resumes
 
 
 def lines(path: Path) -> list[Any]:
@@ -64,7 +53,7 @@ class Product:
 
 async def test_push_checks_items_through_the_converter():
     """Dataclasses and datetimes are stored as JSON; a non-JSON item raises at the push."""
-    sink = ListSink()
+    sink = MemorySink()
     seen = datetime(2026, 1, 2, tzinfo=UTC)
     async with job("check", cursor=0, store=MemoryStore(), sink=sink, triggers=[]) as j:
         j.out.push(Product("a", seen))
@@ -80,7 +69,7 @@ async def test_push_checks_items_through_the_converter():
 
 async def test_an_extend_that_raises_keeps_none_of_its_items():
     """One bad item in extend() leaves the outbox as it was."""
-    sink = ListSink()
+    sink = MemorySink()
     async with job("extend", cursor=0, store=MemoryStore(), sink=sink, triggers=[]) as j:
         j.out.extend([1, 2])
         with pytest.raises(CursorTypeError):
@@ -92,7 +81,7 @@ async def test_an_extend_that_raises_keeps_none_of_its_items():
 
 async def test_a_pushed_item_is_stored_as_it_was_at_the_push():
     """Changing a dict after pushing it changes nothing in the sink."""
-    sink = ListSink()
+    sink = MemorySink()
     async with job("copy", cursor=0, store=MemoryStore(), sink=sink, triggers=[]) as j:
         item = {"n": 1}
         j.out.push(item)
@@ -104,7 +93,7 @@ async def test_a_pushed_item_is_stored_as_it_was_at_the_push():
 
 async def test_items_after_the_last_cursor_are_delivered_when_the_run_completes():
     """A completed run delivers everything pushed, even after its last yield."""
-    sink = ListSink()
+    sink = MemorySink()
 
     @resumable(key="tail", store=MemoryStore(), sink=sink, triggers=[])
     async def export(*, cursor: int = 0, out: Outbox[int]) -> AsyncIterator[int]:
@@ -120,7 +109,7 @@ async def test_items_after_the_last_cursor_are_delivered_when_the_run_completes(
 
 async def test_items_after_the_last_cursor_are_dropped_when_the_run_fails():
     """A failed run delivers what its last cursor covers, and nothing pushed after it."""
-    sink, store = ListSink(), MemoryStore()
+    sink, store = MemorySink(), MemoryStore()
 
     @resumable(key="fails", store=store, sink=sink, triggers=[])
     async def export(*, cursor: int = 0, out: Outbox[int]) -> AsyncIterator[int]:
@@ -137,7 +126,7 @@ async def test_items_after_the_last_cursor_are_dropped_when_the_run_fails():
 
 async def test_the_job_form_drops_the_tail_when_its_block_raises():
     """In ``job``, items advanced past are delivered on an error; later ones are not."""
-    sink = ListSink()
+    sink = MemorySink()
     with pytest.raises(RuntimeError):
         async with job("jfail", cursor=0, store=MemoryStore(), sink=sink, triggers=[]) as j:
             j.out.push("a")
@@ -211,7 +200,7 @@ async def test_a_sink_written_by_someone_else_stops_the_run_before_it_writes(
     tmp_path: Path, tamper: Any, what: str
 ):
     """Fewer, more or other items than the record accounts for: an error naming both."""
-    store, sink = FileStore(tmp_path / "state"), ListSink()
+    store, sink = FileStore(tmp_path / "state"), MemorySink()
 
     @resumable(key="foreign", store=store, sink=sink, every=1, interval=None, triggers=[])
     async def export(*, cursor: int = 0, out: Outbox[dict[str, int]]) -> AsyncIterator[int]:
@@ -223,7 +212,7 @@ async def test_a_sink_written_by_someone_else_stops_the_run_before_it_writes(
     tamper(sink.items)
     before, record = list(sink.items), (tmp_path / "state" / "foreign.json").read_bytes()
 
-    with pytest.raises(ResumableError, match=f"ListSink\\(\\) of job 'foreign' {what}"):
+    with pytest.raises(ResumableError, match=rf"MemorySink\(<\d+ items>\) of job 'foreign' {what}"):
         await export()
 
     assert before == sink.items
@@ -232,7 +221,7 @@ async def test_a_sink_written_by_someone_else_stops_the_run_before_it_writes(
 
 async def test_a_fenced_out_run_delivers_nothing():
     """Once another run took the key over, the old run's save fails before its delivery."""
-    store, sink = MemoryStore(), ListSink()
+    store, sink = MemoryStore(), MemorySink()
     with pytest.raises(StaleWriterError):
         async with job("fence", cursor=0, store=store, sink=sink, triggers=[]) as old:
             old.out.push("old-1")
@@ -254,7 +243,7 @@ async def test_a_run_taking_over_while_the_owner_saves_and_delivers_reads_again(
     the key again instead of calling the sink foreign; each item lands once."""
     store = MemoryStore()
 
-    class Racing(ListSink):
+    class Racing(MemorySink):
         owner_saves: Callable[[], Any] | None = None
 
         async def read(self, start: int, limit: int) -> Sequence[Any]:
@@ -301,7 +290,7 @@ async def test_records_without_an_outbox_still_load_and_start_it(tmp_path: Path)
 
 async def test_the_outbox_asks_for_a_save_once_it_holds_its_bound():
     """A long stretch of pushes is saved and delivered in batches, keeping the record small."""
-    sink, store = ListSink(), MemoryStore()
+    sink, store = MemorySink(), MemoryStore()
 
     @resumable(key="bound", store=store, sink=sink, interval=None, triggers=[])
     async def export(*, cursor: int = 0, out: Outbox[int]) -> AsyncIterator[int]:
@@ -348,7 +337,7 @@ async def test_a_job_that_never_uses_its_outbox_touches_no_sink(
 
 async def test_concurrently_pushes_results_in_item_order_as_the_watermark_passes():
     """Workers finishing out of order; a failed run and its resume deliver each result once."""
-    sink, store = ListSink(), MemoryStore()
+    sink, store = MemorySink(), MemoryStore()
     fail_at: list[int] = [37]
 
     async def worker(i: int) -> int:
@@ -414,7 +403,7 @@ async def test_the_job_form_starts_its_outbox_when_j_out_is_first_used(
 
 async def test_a_watcher_leaving_early_delivers_what_the_saved_cursor_covers():
     """``aclose()`` after three cursors: their items are delivered, the next run adds the rest."""
-    sink, store = ListSink(), MemoryStore()
+    sink, store = MemorySink(), MemoryStore()
 
     @resumable(key="watched", store=store, sink=sink, triggers=[])
     async def export(*, cursor: int = 0, out: Outbox[int]) -> AsyncIterator[int]:
@@ -436,7 +425,7 @@ async def test_a_watcher_leaving_early_delivers_what_the_saved_cursor_covers():
 
 async def test_items_pushed_after_the_cut_are_never_delivered():
     """Work cut by an abort past its grace: what it pushes and advances afterwards is dropped."""
-    sink = ListSink()
+    sink = MemorySink()
     async with job("cut", cursor=0, store=MemoryStore(), sink=sink, triggers=[], grace=0) as j:
         j.out.push("kept")
         j.advance(1)
@@ -468,7 +457,7 @@ class Grab:
 
 async def test_a_generator_that_yields_after_the_cut_delivers_nothing_of_it():
     """A job that swallows the cut's cancellation, pushes and yields: none of it is kept."""
-    sink, grab, started = ListSink(), Grab(), asyncio.Event()
+    sink, grab, started = MemorySink(), Grab(), asyncio.Event()
 
     @resumable(key="stubborn", store=MemoryStore(), sink=sink, triggers=[grab], grace=0)
     async def export(*, cursor: int = 0, out: Outbox[str]) -> AsyncIterator[int]:
@@ -493,7 +482,7 @@ async def test_a_slow_sink_holds_the_job_back_instead_of_overfilling_the_record(
     """Pushing far faster than the sink takes: the job waits at its cursors, records stay
     under max_size, and every item is delivered once."""
 
-    class SlowSink(ListSink):
+    class SlowSink(MemorySink):
         async def append(self, items: Sequence[Any], start: int) -> None:
             await asyncio.sleep(0.1)
             await super().append(items, start)
@@ -517,3 +506,243 @@ async def test_a_slow_sink_holds_the_job_back_instead_of_overfilling_the_record(
 
     assert [{"n": i} for i in range(20_000)] == sink.items
     assert store.largest <= 64_000
+
+
+# -- lost replies and failing sinks ------------------------------------------------------------
+
+
+def append_only(tmp_path: Path) -> Sink:
+    return AppendOnly()
+
+
+def checking(tmp_path: Path) -> Sink:
+    return MemorySink()
+
+
+def json_lines(tmp_path: Path) -> Sink:
+    return JsonLinesSink(tmp_path / "out.jsonl")
+
+
+SINKS = [
+    pytest.param(append_only, id="sink-that-cannot-check-start"),
+    pytest.param(checking, id="sink-that-checks-start"),
+    pytest.param(json_lines, id="JsonLinesSink"),
+]
+
+
+@pytest.mark.parametrize("make_sink", SINKS)
+async def test_an_append_whose_reply_is_lost_is_read_back_not_repeated(
+    tmp_path: Path, make_sink: Callable[[Path], Sink]
+):
+    """An append lands, then raises (a timeout after the destination stored it): before it
+    appends again, the engine reads the sink back, finds the batch, and appends nothing."""
+    sink = FailingSink(make_sink(tmp_path), lands=True, first=1)
+    async with job("lost", 0, store=MemoryStore(), sink=sink, triggers=[], interval=None) as j:
+        j.out.extend([{"n": 0}, {"n": 1}, {"n": 2}])
+        j.advance(1)
+        await j.save()
+        j.out.push({"n": 3})
+        j.advance(2)
+
+    assert [{"n": n} for n in range(4)] == list(await sink.inner.read(0, 10))
+    assert (4, 1) == (j.outcome.outputs if j.outcome else None, sink.failures)
+
+
+class HalfLands(AppendOnly):
+    """Its first append stores the first half of the batch, then the connection drops."""
+
+    async def append(self, items: Sequence[Any], start: int) -> None:
+        if not self.appends:
+            await super().append(items[: len(items) // 2], start)
+            raise ConnectionResetError("the connection dropped halfway through the append")
+        await super().append(items, start)
+
+
+async def test_an_append_that_landed_halfway_is_completed_with_what_is_missing():
+    """Half of a batch reached a sink that cannot check positions: the retry reads back and
+    appends the other half only."""
+    sink = HalfLands()
+    async with job("half", 0, store=MemoryStore(), sink=sink, triggers=[], interval=None) as j:
+        j.out.extend(list(range(6)))
+        j.advance(1)
+
+    assert (list(range(6)), [3, 3]) == (sink.items, sink.appends)
+
+
+async def test_a_failing_sink_is_reported_as_the_sinks_failure(monkeypatch: pytest.MonkeyPatch):
+    """A sink that stays down fails the run with a SinkError that names the sink and says
+    the record holds the outputs, never that the store is unreachable; a later run with the
+    sink back delivers them once."""
+    monkeypatch.setattr("resumable._engine.SAVE_TIMEOUT", 0.2)
+    store, sink = MemoryStore(), FailingSink(forever=True, error=OSError("the disk is gone"))
+    with pytest.raises(SinkError) as caught:
+        async with job("down", 0, store=store, sink=sink, triggers=[], interval=None) as j:
+            j.out.extend(["a", "b"])
+            j.advance(1)
+    record = json.loads(await store.load("down") or b"{}")
+    sink.forever = False
+    async with job("down", 0, store=store, sink=sink, triggers=[], interval=None):
+        pass
+    message = str(caught.value)
+
+    assert isinstance(caught.value, StoreError)
+    assert "to FailingSink(MemorySink(<0 items>))" in message
+    assert "'down'" in message
+    assert "OSError: the disk is gone" in message
+    assert "The sink failed, not the store" in message
+    assert "store is reachable" not in message
+    assert ("completed", ["a", "b"]) == (record["status"], record["outbox"]["pending"])
+    assert ["a", "b"] == await sink.inner.read(0, 10)
+
+
+# -- pushing after the run ---------------------------------------------------------------------
+
+
+async def test_a_push_after_the_run_raises_finished_job_error():
+    """An outbox kept past its run (a late callback) refuses push() and extend(), naming the
+    job, and the sink holds only what was pushed during the run."""
+    sink = MemorySink()
+    async with job("late-push", 0, store=MemoryStore(), sink=sink, triggers=[]) as j:
+        out = j.out
+        out.push("in time")
+        j.advance(1)
+
+    with pytest.raises(FinishedJobError, match="job 'late-push', whose run has ended"):
+        out.push("late")
+    with pytest.raises(FinishedJobError, match="whose run has ended"):
+        out.extend(["late", "later"])
+
+    assert ["in time"] == sink.items
+
+
+async def test_a_generator_outbox_kept_past_the_run_refuses_pushes():
+    """The ``out`` a decorated generator leaks (to a task that outlives it) refuses pushes
+    once the run has ended."""
+    kept: list[Outbox[str]] = []
+
+    @resumable(key="leaky", store=MemoryStore(), sink=MemorySink(), triggers=[])
+    async def export(*, cursor: int = 0, out: Outbox[str]) -> AsyncIterator[int]:
+        kept.append(out)
+        out.push("in time")
+        yield 1
+
+    await export()
+
+    with pytest.raises(FinishedJobError, match="'leaky'"):
+        kept[0].push("late")
+
+
+def test_a_plain_generator_outbox_kept_past_the_run_refuses_pushes():
+    """The same for a plain generator's outbox."""
+    kept: list[Outbox[str]] = []
+
+    @resumable(key="plain-leaky", store=MemoryStore(), sink=MemorySink(), triggers=[])
+    def export(*, cursor: int = 0, out: Outbox[str]) -> Iterator[int]:
+        kept.append(out)
+        yield 1
+
+    export()
+
+    with pytest.raises(FinishedJobError, match="'plain-leaky'"):
+        kept[0].push("late")
+
+
+# -- what an output becomes --------------------------------------------------------------------
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Point(NamedTuple):
+    x: int
+    y: int
+
+
+@attrs.define
+class Tagged:
+    name: str
+    tags: list[str]
+
+
+@dataclasses.dataclass
+class Blob:
+    body: bytes
+
+
+@dataclasses.dataclass
+class Labels:
+    labels: set[str]
+
+
+SEEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("item", "delivered"),
+    [
+        pytest.param({"n": 1, "s": "x", "f": 1.5, "b": True, "z": None}, None, id="json"),
+        pytest.param({1: "a", 2.5: "b", None: "c"}, {"1": "a", "2.5": "b", "null": "c"}, id="keys"),
+        pytest.param({1: SEEN}, {"1": SEEN.isoformat()}, id="keys-through-the-converter"),
+        pytest.param((1, "x"), [1, "x"], id="tuple"),
+        pytest.param({"at": (1, 2)}, {"at": [1, 2]}, id="nested-tuple"),
+        pytest.param(Point(1, 2), [1, 2], id="named-tuple"),
+        pytest.param({"when": SEEN}, {"when": "2026-01-02T03:04:05+00:00"}, id="datetime"),
+        pytest.param({"day": date(2026, 1, 2)}, {"day": "2026-01-02"}, id="date"),
+        pytest.param({"color": Color.RED}, {"color": "red"}, id="enum"),
+        pytest.param(
+            {"id": UUID(int=1)}, {"id": "00000000-0000-0000-0000-000000000001"}, id="uuid"
+        ),
+        pytest.param({"price": Decimal("9.99")}, {"price": "9.99"}, id="decimal"),
+        pytest.param({"file": PurePosixPath("/a/b")}, {"file": "/a/b"}, id="path"),
+        pytest.param(Counter("aab"), {"a": 2, "b": 1}, id="counter"),
+        pytest.param(Tagged("a", ["x"]), {"name": "a", "tags": ["x"]}, id="attrs"),
+        pytest.param(Product("a", SEEN), {"name": "a", "seen": SEEN.isoformat()}, id="dataclass"),
+    ],
+)
+async def test_what_an_output_becomes(item: Any, delivered: Any):
+    """Each kind of value reaches the sink as the JSON documented in docs/outputs.md."""
+    sink = MemorySink()
+    async with job("becomes", 0, store=MemoryStore(), sink=sink, triggers=[]) as j:
+        j.out.push(item)
+        j.advance(1)
+
+    assert [item if delivered is None else delivered] == sink.items
+
+
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        pytest.param({"body": b"abc"}, r"holds bytes \(b'abc'\).*base64", id="bytes"),
+        pytest.param(bytearray(b"abc"), r"holds a bytearray .*decode", id="bytearray"),
+        pytest.param(Blob(b"abc"), r"holds bytes", id="bytes-in-a-dataclass"),
+        pytest.param({"tags": {"a", "b"}}, r"holds a set .*sorted\(value\)", id="set"),
+        pytest.param([frozenset({1})], r"holds a frozenset", id="frozenset"),
+        pytest.param(Labels({"a"}), r"holds a set", id="set-in-a-dataclass"),
+        pytest.param({"at": time(1, 2)}, r"time is not JSON serializable.*converter=", id="time"),
+        pytest.param({"ratio": float("nan")}, r"NaN or infinity", id="nan"),
+    ],
+)
+async def test_an_output_json_would_change_is_refused_with_a_reason(item: Any, reason: str):
+    """Bytes, sets and what the converter cannot turn into JSON raise CursorTypeError at the
+    push, saying what to push instead; nothing of it reaches the sink."""
+    sink = MemorySink()
+    async with job("refused", 0, store=MemoryStore(), sink=sink, triggers=[]) as j:
+        with pytest.raises(CursorTypeError, match=reason):
+            j.out.push(item)
+        j.advance(1)
+
+    assert [] == sink.items
+
+
+async def test_a_converter_of_the_jobs_own_decides_for_itself():
+    """converter= of the job's own: its hooks decide, bytes and sets included."""
+    converter = cattrs.preconf.json.make_converter()
+    converter.register_unstructure_hook(bytes, lambda value: base64.b64encode(value).decode())
+    sink = MemorySink()
+    options: Any = {"store": MemoryStore(), "sink": sink, "triggers": [], "converter": converter}
+    async with job("own", 0, **options) as j:
+        j.out.push({"body": b"abc", "tags": {"a"}})
+        j.advance(1)
+
+    assert [{"body": "YWJj", "tags": ["a"]}] == sink.items

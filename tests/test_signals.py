@@ -108,6 +108,52 @@ async def test_handlers_are_restored_after_the_run():
     assert during != before[signal.SIGTERM]
 
 
+async def test_a_handler_installed_during_a_run_is_reported_and_takes_over_after_it():
+    """While a job listens for SIGTERM, `signal.getsignal` reports the handler installed for
+    it meanwhile, but the signal still stops the job and not that handler; once the job has
+    ended, that handler is the process's, and the signal module's functions are their own."""
+    functions = (signal.signal, signal.getsignal)
+    before = signal.getsignal(signal.SIGTERM)
+    got: list[int] = []
+
+    def mine(signum: int, frame: object) -> None:
+        got.append(signum)
+
+    try:
+        async with job("k", cursor=0, store=MemoryStore(), triggers=[Signals()]) as j:
+            jobs = signal.signal(signal.SIGTERM, mine)
+            during = signal.getsignal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
+            await wait_until(lambda: j.stopping)
+            j.advance(1)
+        after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+    assert [] == got
+    assert "aborted" == j.outcome.status
+    assert mine is during
+    assert mine is after
+    assert jobs is not before
+    assert functions == (signal.signal, signal.getsignal)
+
+
+async def test_a_loop_callback_added_and_removed_during_a_run_leaves_no_trace():
+    """A callback added to the job's loop for SIGINT and removed again (what each
+    crawler.run does) changes nothing: after the run, SIGINT's handler is the one from
+    before, not asyncio's default that its removal would have left."""
+    loop = asyncio.get_running_loop()
+    before = signal.getsignal(signal.SIGINT)
+    async with job("k", cursor=0, store=MemoryStore(), triggers=[Signals()]):
+        loop.add_signal_handler(signal.SIGINT, lambda: None)
+        removed = loop.remove_signal_handler(signal.SIGINT)
+    after = signal.getsignal(signal.SIGINT)
+
+    assert removed
+    assert before is after
+    assert "add_signal_handler" not in vars(loop)
+
+
 async def test_sigterm_in_process_reaches_every_running_job():
     """One SIGTERM aborts all jobs of the process, each saving its own cursor."""
     store = MemoryStore()
@@ -236,3 +282,76 @@ def test_a_known_termination_grace_budgets_the_abort(monkeypatch: pytest.MonkeyP
     assert float("inf") == unknown
     assert 29.0 == from_env
     assert 9.0 == given
+
+
+FOREIGN_HANDLER = """\
+import asyncio, json, os, signal, sys
+from resumable import FileStore, resumable
+
+install, signum, when, state = sys.argv[1], getattr(signal, sys.argv[2]), sys.argv[3], sys.argv[4]
+got = []
+
+
+def foreign(*_):
+    got.append("foreign")
+
+
+@resumable(key="k", store=FileStore(state), interval=None)
+async def work(*, cursor: int = 0):
+    loop = asyncio.get_running_loop()
+    for i in range(cursor, 10_000):
+        if i == 3:
+            if install == "loop":
+                loop.add_signal_handler(signum, foreign)
+            else:
+                previous = signal.signal(signum, foreign)
+            if when == "removed":
+                if install == "loop":
+                    loop.remove_signal_handler(signum)
+                else:
+                    signal.signal(signum, previous)
+            os.kill(os.getpid(), signum)
+        await asyncio.sleep(0.001)
+        yield i + 1
+
+
+async def main():
+    outcome = await work()
+    during = list(got)
+    if when == "installed":  # it takes the signal now that no job listens
+        os.kill(os.getpid(), signum)
+        for _ in range(2000):
+            if got:
+                break
+            await asyncio.sleep(0.005)
+    print("OUTCOME", json.dumps([outcome.status, outcome.cursor, during, got]), flush=True)
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("when", ["installed", "removed"])
+@pytest.mark.parametrize("install", ["loop", "signal"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_job_whoever_installed_a_handler_for_it_meanwhile(
+    tmp_path: Path, signum: signal.Signals, install: str, when: str
+):
+    """A handler that the job's code installs for the signal (with `loop.add_signal_handler`,
+    as Crawlee's crawler.run does, or `signal.signal`) waits while the job listens: the
+    signal stops the job at the cursor its work reached, whether that handler is still
+    installed or was removed again (asyncio's removal resets the process's handler to the
+    default), and once the job has ended the handler still installed takes the signal."""
+    script = tmp_path / "foreign.py"
+    script.write_text(FOREIGN_HANDLER)
+    child = python(str(script), install, signum.name, when, str(tmp_path / "state"))
+    out, err = child.communicate(timeout=30)
+    status, cursor, during, after = json.loads(out.split("OUTCOME", 1)[1])
+    record = json.loads((tmp_path / "state" / "k.json").read_text())
+
+    assert 0 == child.returncode, err
+    assert "aborted" == status
+    assert 4 <= cursor < 10_000  # every cursor's work is done once it is yielded
+    assert ("aborted", cursor) == (record["status"], record["cursor"])
+    assert [] == during
+    assert (["foreign"] if when == "installed" else []) == after

@@ -18,10 +18,12 @@ from helpers import CountingStore, poll, record_of
 from resumable import (
     Controls,
     FileStore,
+    FinishedJobError,
     InvalidOptionError,
     JsonLinesSink,
     MemoryStore,
     Outbox,
+    ResumableWarning,
     Signals,
     Store,
     SyncJob,
@@ -29,7 +31,6 @@ from resumable import (
     job,
     resumable,
 )
-from resumable._engine import FinishedJobError
 from resumable._stores import Guard
 from resumable.testing import assert_resumes
 
@@ -85,7 +86,8 @@ def test_state_and_reset_are_plain_methods():
 async def test_state_works_from_inside_a_running_event_loop():
     """A plain job's `state()` runs on a loop of its own, so async code may call it too."""
     count = counter(MemoryStore())
-    count(3)
+    with pytest.warns(ResumableWarning, match="blocks the loop"):
+        count(3)
 
     record = count.state(3)
 

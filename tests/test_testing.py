@@ -1,15 +1,12 @@
-"""`resumable.testing`: assert_resumes, FailingStore, and the pytest plugin's fixtures."""
+"""`resumable.testing`: assert_resumes, FailingStore, FailingSink and the pytest fixtures."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import importlib.util
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -18,8 +15,8 @@ from types import ModuleType
 import attrs
 import pytest
 
-from resumable import MemoryStore, StoreError, _pytest_plugin, job, resumable
-from resumable.testing import FailingStore, assert_resumes
+from resumable import MemoryStore, StaleWriterError, StoreError, _pytest_plugin, job, resumable
+from resumable.testing import FailingSink, FailingStore, MemorySink, assert_resumes
 
 ROOT = Path(__file__).parent.parent
 
@@ -170,22 +167,21 @@ async def test_finally_blocks_after_the_crash_do_not_count_as_writes() -> None:
     await assert_resumes(closing, 5, effects=sink)
 
 
-async def test_is_fast_enough_to_run_on_every_test() -> None:
-    """A cheap job is crashed and resumed at well over a hundred points per second."""
-    started = time.perf_counter()
-    await assert_resumes(count_to, 200)
-    rate = 200 / (time.perf_counter() - started)
+async def test_a_crash_point_costs_work_in_proportion_to_the_run() -> None:
+    """A few crash points in a long run stay cheap: each replays the run about once (its
+    speed is the benchmarks' business; what a test can check is the work it does)."""
+    yielded = 0
 
-    assert rate > 100, f"{rate:.0f} crash points per second"
+    @resumable
+    async def counted(n: int, *, cursor: int = 0) -> AsyncIterator[int]:
+        nonlocal yielded
+        for i in range(cursor, n):
+            yielded += 1
+            yield i + 1
 
+    await assert_resumes(counted, 2000, points=10)
 
-async def test_a_crash_point_costs_time_in_proportion_to_the_run() -> None:
-    """A few crash points in a long run stay cheap: a crash point is linear in the run's length."""
-    started = time.perf_counter()
-    await assert_resumes(count_to, 2000, points=10)
-    rate = 10 / (time.perf_counter() - started)
-
-    assert rate > 30, f"{rate:.0f} crash points per second"
+    assert 2000 * 10 <= yielded <= 2000 * (10 + 2) * 2
 
 
 # -- assert_resumes: jobs that do not --------------------------------------------------------------
@@ -670,45 +666,6 @@ async def test_platform_events_fixture_is_serving(platform_events: object) -> No
     assert re.fullmatch(r"ws://127\.0\.0\.1:\d+", url)
 
 
-# -- the example ------------------------------------------------------------------------------
-
-
-def test_the_testing_example_passes_under_pytest(tmp_path: Path) -> None:
-    """examples/testing_example.py, shown in docs/testing.md, passes as a user would run it.
-
-    It runs under an empty pytest configuration (pytest-asyncio in its default strict mode),
-    as in a project that has just installed resumable.
-    """
-    (tmp_path / "pytest.ini").write_text(
-        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
-    )
-    example = ROOT / "examples" / "testing_example.py"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(example),
-            "-q",
-            "-c",
-            str(tmp_path / "pytest.ini"),
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "error",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        check=False,
-    )
-
-    assert not result.returncode, result.stdout + result.stderr
-    assert "3 passed" in result.stdout, result.stdout
-
-
 # -- the examples' jobs -------------------------------------------------------------------------
 
 
@@ -767,3 +724,56 @@ async def test_the_concurrent_crawl_resumes_after_any_crash(
     monkeypatch.setattr(crawl, "fetch", fetch)
 
     await assert_resumes(crawl.crawl, crawl.URLS[:60], points=20, effects=fetched)
+
+
+# -- FailingSink and MemorySink ---------------------------------------------------------------
+
+
+async def test_failing_sink_fails_the_appends_its_options_pick() -> None:
+    """The options of FailingStore, on appends: first=2 fails two, then appends land."""
+    sink = FailingSink(first=2)
+    results = []
+    for n in range(4):
+        try:
+            await sink.append([n], len(sink.inner.items))  # type: ignore[attr-defined]
+        except ConnectionError:
+            results.append(False)
+        else:
+            results.append(True)
+
+    assert [False, False, True, True] == results
+    assert [2, 3] == sink.inner.items  # type: ignore[attr-defined]
+    assert (4, 2) == (sink.calls, sink.failures)
+
+
+async def test_failing_sink_can_lose_the_reply_of_an_append_that_landed() -> None:
+    """With lands=True a failing append reaches the inner sink, then raises."""
+    sink = FailingSink(lands=True, forever=True, error=TimeoutError("the reply was lost"))
+
+    with pytest.raises(TimeoutError, match="reply was lost"):
+        await sink.append(["a", "b"], 0)
+
+    assert ["a", "b"] == await sink.read(0, 10)
+
+
+async def test_failing_sink_fails_reads_and_counts_when_told() -> None:
+    """operations= picks which calls can fail; the others pass through."""
+    sink = FailingSink(MemorySink(["x"]), forever=True, operations=("read", "count"))
+    await sink.append(["y"], 1)
+
+    with pytest.raises(ConnectionError, match=r"injected failure of read from position 0"):
+        await sink.read(0, 10)
+    with pytest.raises(ConnectionError, match="injected failure of count"):
+        await sink.count()
+
+    assert ["x", "y"] == sink.inner.items  # type: ignore[attr-defined]
+
+
+async def test_memory_sink_refuses_an_append_at_the_wrong_position() -> None:
+    """MemorySink checks start as a transaction would: StaleWriterError, nothing added."""
+    sink = MemorySink([1, 2])
+
+    with pytest.raises(StaleWriterError, match="holds 2 item"):
+        await sink.append([3], 1)
+
+    assert ([1, 2], "MemorySink(<2 items>)") == (sink.items, repr(sink))

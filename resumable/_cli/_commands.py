@@ -13,8 +13,8 @@ from resumable._cli._location import Location
 from resumable._cli._records import QUARANTINE_MARK, decode, importable, load, scan
 from resumable._cli._render import age, dump, short, table
 from resumable._errors import ResumableError
+from resumable._redact import redact
 from resumable._stores import Store
-from resumable._stores._connected import redact
 
 OUTPUTS_STAY = (
     "Outputs it already wrote (files, dataset items) stay where they are; remove them yourself "
@@ -50,7 +50,12 @@ async def list_(args: argparse.Namespace, store: Store, location: Location) -> i
 
 async def show(args: argparse.Namespace, store: Store, location: Location) -> int:
     """Print one record as a table, or as one JSON object with ``--json``."""
-    data = await load(store, args.key, location)
+    try:
+        data = await load(store, args.key, location)
+    except CliError:
+        if args.json:  # a script reading the output still reads JSON: there is no record
+            print("null")
+        raise
     record = decode(data, args.key, store, where=location.where(args.key))
     elapsed = datetime.now(UTC) - record.updated_at
     if args.json:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
+from resumable._redact import redact
+
 PROG = "resumable"
 
 
@@ -23,8 +25,12 @@ def first_clause(exc: BaseException) -> str:
 
 
 def say(message: str) -> None:
-    """Tell the user something on stderr, prefixed like every line the command writes there."""
-    print(f"{PROG}: {message}", file=sys.stderr)
+    """Tell the user something on stderr, prefixed like every line the command writes there.
+
+    A credential in it (a URL's password, from the user's --store or a driver's error) is
+    shown as ``***``.
+    """
+    print(f"{PROG}: {redact(message)}", file=sys.stderr)
 
 
 def fail(message: str) -> NoReturn:

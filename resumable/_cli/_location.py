@@ -13,8 +13,10 @@ from typing import Literal
 import attrs
 
 from resumable._cli._errors import CliError, one_line
+from resumable._distribution import install_hint
+from resumable._redact import redact
+from resumable._retry import explain
 from resumable._stores import FileStore, Store
-from resumable._stores._connected import redact
 
 DEFAULT_LOCATION = ".resumable"
 APIFY_PREFIX = "apify:"
@@ -60,6 +62,7 @@ class Location:
             return cls(text, "apify")
         url = _URL.match(text)
         if url is None:
+            _refuse_a_broken_url(text)
             return cls(text, "file")
         scheme = url.group(1).lower()
         if scheme in _REDIS_SCHEMES:
@@ -67,7 +70,7 @@ class Location:
         if scheme.partition("+")[0] in _SQL_DIALECTS:
             return cls(text, "sql")
         raise CliError(
-            f"--store {redact(text)}: unknown scheme {scheme}://; a store is a directory, "
+            f"--store {text}: unknown scheme {scheme}://; a store is a directory, "
             "apify:DIR, a redis://, rediss:// or unix:// URL, or a SQLAlchemy URL such as "
             "postgresql+asyncpg://HOST/DB or sqlite+aiosqlite:///state.db"
         )
@@ -99,6 +102,19 @@ class Location:
         return None
 
 
+def _refuse_a_broken_url(text: str) -> None:
+    """Refuse a store's URL with its slashes missing (``redis:/host``), not a directory name."""
+    scheme, colon, rest = text.partition(":")
+    known = scheme.lower() in _REDIS_SCHEMES or scheme.lower().partition("+")[0] in _SQL_DIALECTS
+    if not colon or not known or Path(text).exists():
+        return
+    slashes = ":///" if scheme.lower().startswith("sqlite") else "://"  # sqlite:///state.db
+    raise CliError(
+        f"--store {text} is neither a directory nor a URL: a URL's scheme is followed by "
+        f"'://' (did you mean {scheme}{slashes}{rest.lstrip('/')}?)"
+    )
+
+
 @contextlib.asynccontextmanager
 async def opened(location: Location) -> AsyncIterator[Store]:
     """Open the store at *location* without creating anything; close it afterwards.
@@ -126,9 +142,7 @@ async def _open_shared(location: Location) -> Store:
     if location.kind == "sql":
         _check_sqlite_file(location)
     module_name, class_name, extra = _SHARED[location.kind]
-    need = (
-        f'--store {location.describe()} needs the {extra} extra: pip install "resumable[{extra}]"'
-    )
+    need = f"--store {location.describe()} needs the {extra} extra: {install_hint(extra)}"
     try:
         store_class = getattr(importlib.import_module(module_name), class_name)
         store: Store = store_class(location.text)
@@ -147,9 +161,10 @@ async def _open_shared(location: Location) -> Store:
                 await _close(store)
             if isinstance(exc, ImportError):  # the URL's driver, imported on connecting
                 raise CliError(f"{need} ({one_line(exc)})") from exc
+            reason, advice = explain(exc)
+            reason = " ".join(reason.split())
             raise CliError(
-                f"cannot reach the store at {location.describe()}: "
-                f"{type(exc).__name__}: {one_line(exc)}"
+                f"cannot reach the store at {location.describe()}: {reason}; {advice}"
             ) from exc
     return store
 
@@ -201,7 +216,7 @@ async def _open_apify(directory: Path) -> Store:
         from resumable.apify import ApifyStore  # noqa: PLC0415 - the apify extra is optional
     except ImportError as exc:
         raise CliError(
-            f'apify: stores need the apify extra: pip install "resumable[apify]" ({one_line(exc)})'
+            f"apify: stores need the apify extra: {install_hint('apify')} ({one_line(exc)})"
         ) from exc
     # local() opens the store without purging it, as an Actor started locally would.
     store = ApifyStore.local(directory)

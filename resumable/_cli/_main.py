@@ -14,7 +14,6 @@ from resumable._cli._errors import PROG, CliError, fail, one_line
 from resumable._cli._location import DEFAULT_LOCATION, HELP, Location, opened
 from resumable._errors import InvalidKeyError, ResumableError
 from resumable._stores import Store
-from resumable._stores._connected import redact
 
 Command = Callable[[argparse.Namespace, Store, Location], Awaitable[int]]
 
@@ -50,9 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
-        fail(f"{exc.strerror or one_line(exc)}{where} with --store {redact(args.store)}")
+        fail(f"{exc.strerror or one_line(exc)}{where} with --store {args.store}")
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
-        fail(f"{type(exc).__name__} with --store {redact(args.store)}: {one_line(exc)}")
+        fail(f"{type(exc).__name__} with --store {args.store}: {one_line(exc)}")
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -86,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, run: Command, help_: str) -> Any:
         sub = commands.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".")
         sub.set_defaults(command=run)
+        # After the command too (`list --store URL`), as people type it; given there, it wins.
+        sub.add_argument(
+            "--store", metavar="LOCATION", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
         return sub
 
     command("list", _commands.list_, "list the keys with their status, seq, version and age")

@@ -10,7 +10,7 @@ import attrs
 
 from resumable._cli._errors import CliError, first_clause, one_line
 from resumable._cli._location import Location
-from resumable._codec import FORMAT_MARKER, parse, raw_record
+from resumable._envelope import FORMAT_MARKER, check_writable, parse, raw_record
 from resumable._errors import InvalidKeyError, ResumableError
 from resumable._record import Record
 from resumable._stores import Store
@@ -59,6 +59,12 @@ def importable(data: bytes, key: str, store: Store, source: str) -> Record[Any]:
     except ResumableError as exc:
         raise CliError(
             f"{source} does not hold a resumable record ({first_clause(exc)}); nothing was written"
+        ) from exc
+    try:
+        check_writable(envelope)
+    except ValueError as exc:
+        raise CliError(
+            f"{source} holds a record that no run could write back: {exc}; nothing was written"
         ) from exc
     if datetime.fromisoformat(envelope["updated_at"]).tzinfo is None:
         raise CliError(

@@ -30,6 +30,14 @@ def guarded(data: bytes, guard: Guard | None) -> Change:
     return change
 
 
+class CredentialsRefusedError(ConnectionError):
+    """The store's server refused the credentials it was given (a wrong user or password).
+
+    A store raises it, with the driver's error chained, for what trying again cannot mend:
+    resumable does not retry it, and says that the credentials were refused.
+    """
+
+
 KEY_PATTERN = re.compile(r"[a-zA-Z0-9!\-_.'()]{1,256}")
 """Keys every store accepts: the Apify key-value store's rule, the strictest we support."""
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from resumable._closing import AsyncClosing
+from resumable._stores._base import CredentialsRefusedError
 
 T = TypeVar("T")
 
@@ -55,15 +56,28 @@ class ConnectedStore(AsyncClosing):
         raise NotImplementedError
 
 
-def redact(url: str) -> str:
-    """Return *url* with its password, if any, replaced by ``***`` (other text unchanged)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if password is None:
-        return url
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+S = TypeVar("S", bound=ConnectedStore)
+P = ParamSpec("P")
+R = TypeVar("R")
+Method = Callable[Concatenate[S, P], Coroutine[Any, Any, R]]
+
+
+def refusing(
+    is_refusal: Callable[[Exception], bool],
+) -> Callable[[Method[S, P, R]], Method[S, P, R]]:
+    """Make a store's method raise `CredentialsRefusedError` when its driver's error says that
+    the server refused the credentials (*is_refusal*), so that it is not retried in vain."""
+
+    def decorate(method: Method[S, P, R]) -> Method[S, P, R]:
+        @functools.wraps(method)
+        async def call(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return await method(self, *args, **kwargs)
+            except Exception as exc:
+                if isinstance(exc, CredentialsRefusedError) or not is_refusal(exc):
+                    raise
+                raise CredentialsRefusedError(f"{type(exc).__name__}: {exc}") from exc
+
+        return call
+
+    return decorate

@@ -6,16 +6,20 @@ import re
 from typing import cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import WatchError
+from redis.exceptions import AuthenticationError, WatchError
 
+from resumable._redact import redact
 from resumable._stores._base import KEY_PATTERN, Change, Guard, check_key, guarded
-from resumable._stores._connected import ConnectedStore, LoopBound, redact
+from resumable._stores._connected import ConnectedStore, LoopBound, refusing
 
 WATCH_ATTEMPTS = 20
 """How often a guarded save re-reads after another client wrote the key between its read and its
 write, before it fails (and the engine retries it within its budget)."""
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+_credentials = refusing(lambda exc: isinstance(exc, AuthenticationError))
 
 
 class KeyContendedError(Exception):
@@ -58,6 +62,7 @@ class RedisStore(ConnectedStore):
         # budget; the URL's own options win over these defaults.
         return aioredis.Redis.from_url(self.url, socket_connect_timeout=5, socket_timeout=10)
 
+    @_credentials
     async def open(self) -> None:
         """Connect (the engine calls this when a job starts, so a dead server shows early)."""
         await self._clients.get().ping()
@@ -65,11 +70,13 @@ class RedisStore(ConnectedStore):
     def _name(self, key: str) -> str:
         return self.prefix + check_key(key, self)
 
+    @_credentials
     async def load(self, key: str) -> bytes | None:
         """Return the record under *key*, or ``None``."""
         # Without decode_responses, redis-py returns bytes (its annotations allow str too).
         return cast("bytes | None", await self._clients.get().get(self._name(key)))
 
+    @_credentials
     async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
         """Replace *key*'s record with *data*, atomically with *guard*'s check of the current one.
 
@@ -81,6 +88,7 @@ class RedisStore(ConnectedStore):
             return
         await self.update(key, guarded(data, guard))
 
+    @_credentials
     async def update(self, key: str, change: Change) -> None:
         """Replace *key*'s record with what *change* makes of it, in one atomic step.
 
@@ -105,10 +113,12 @@ class RedisStore(ConnectedStore):
             f"{WATCH_ATTEMPTS} attempts: other clients keep writing it"
         )
 
+    @_credentials
     async def delete(self, key: str) -> None:
         """Forget *key*."""
         await self._clients.get().delete(self._name(key))
 
+    @_credentials
     async def keys(self) -> list[str]:
         """Return the keys under this store's prefix, sorted (others' names are skipped)."""
         pattern = _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + "*"

@@ -25,8 +25,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateTable
 
+from resumable._redact import redact
 from resumable._stores._base import Change, Guard, check_key, guarded
-from resumable._stores._connected import ConnectedStore, LoopBound, redact
+from resumable._stores._connected import ConnectedStore, LoopBound, refusing
 from resumable._stores._files import LockWait
 
 FROZEN_WRITER_TIMEOUT = 10.0
@@ -46,6 +47,20 @@ _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
 }
 _BEGIN = "resumable_begin"
+
+
+def _credentials_refused(exc: Exception) -> bool:
+    """Whether the server refused the user or password: SQLSTATE class 28, "invalid
+    authorization specification", on the driver's error that SQLAlchemy wraps."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if str(getattr(cause, "sqlstate", None) or "").startswith("28"):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+_credentials = refusing(_credentials_refused)
 
 
 @attrs.define
@@ -114,6 +129,7 @@ class SQLStore(ConnectedStore):
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return _Database(engine)
 
+    @_credentials
     async def open(self) -> None:
         """Connect and create the table if missing (the engine calls this when a job starts)."""
         await self._engine()
@@ -128,6 +144,7 @@ class SQLStore(ConnectedStore):
     async def _create_table(self, conn: AsyncConnection) -> None:
         await conn.execute(CreateTable(self.table, if_not_exists=True))
 
+    @_credentials
     async def load(self, key: str) -> bytes | None:
         """Return the record under *key*, or ``None``."""
         check_key(key, self)
@@ -135,10 +152,12 @@ class SQLStore(ConnectedStore):
             data = await conn.scalar(select(self.table.c.data).where(self.table.c.key == key))
         return None if data is None else bytes(data)
 
+    @_credentials
     async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
         """Replace *key*'s record with *data*, in one transaction with *guard*'s check."""
         await self.update(key, guarded(data, guard))
 
+    @_credentials
     async def update(self, key: str, change: Change) -> None:
         """Replace *key*'s record with what *change* makes of it, in one transaction."""
         check_key(key, self)
@@ -158,6 +177,7 @@ class SQLStore(ConnectedStore):
 
         await self._write(await self._engine(), transaction)
 
+    @_credentials
     async def delete(self, key: str) -> None:
         """Forget *key*."""
         check_key(key, self)
@@ -198,6 +218,7 @@ class SQLStore(ConnectedStore):
             else:
                 return
 
+    @_credentials
     async def keys(self) -> list[str]:
         """Return the keys that have a row, sorted."""
         async with (await self._engine()).connect() as conn:

@@ -24,15 +24,17 @@ that finds the cursor moved is a write.
 
 from __future__ import annotations
 
+from resumable._distribution import install_hint
+
 try:
     import apify  # noqa: F401 - only to tell a missing extra apart from a broken install
     import crawlee  # noqa: F401
 except ImportError as _missing:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "resumable.apify needs the Apify SDK, which is not installed: "
-        'pip install "resumable[apify]"'
+        f"resumable.apify needs the Apify SDK, which is not installed: {install_hint('apify')}"
     ) from _missing
 
+from resumable.apify._charges import charge
 from resumable.apify._dataset_sink import DatasetSink
 from resumable.apify._defaults import actor_defaults
 from resumable.apify._events import ApifyEvents
@@ -47,4 +49,5 @@ __all__ = [
     "DatasetSink",
     "actor_defaults",
     "actor_is_running",
+    "charge",
 ]

@@ -10,6 +10,7 @@ overlapping jobs never stack hooks.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Callable
 from datetime import timedelta
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from resumable._triggers import Detach
 
 __all__ = ["ApifyEvents", "listening"]
+
+_aborts: set[asyncio.Task[None]] = set()  # aborts under way (the loop keeps weak references)
 
 
 class ApifyEvents:
@@ -91,7 +94,14 @@ class ApifyEvents:
                 controls.request_save()
 
         async def on_aborting() -> None:
-            await controls.abort("the platform is aborting the run (Apify `aborting` event)")
+            # The abort waits for the work to leave (its grace). A listener waiting with it
+            # would hold up whoever waits for the manager's listeners to finish, and a
+            # crawler's run does so on its way out, inside that very work.
+            task = asyncio.ensure_future(
+                controls.abort("the platform is aborting the run (Apify `aborting` event)")
+            )
+            _aborts.add(task)
+            task.add_done_callback(_aborts.discard)
 
         listeners: list[tuple[Event, Callable[..., Any]]] = [
             (Event.MIGRATING, on_migrating),

@@ -14,7 +14,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Final
 
-from resumable._codec import FORMAT_MARKER
+from resumable._envelope import FORMAT_MARKER
 from resumable._errors import InvalidKeyError
 from resumable._stores import Change
 from resumable._stores._files import exclusive_lock, fsync_directory, remove, write_atomically

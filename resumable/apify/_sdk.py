@@ -3,31 +3,60 @@
 Each function here reaches into something the SDK does not promise to keep: whether the
 ``Actor`` proxy is resolved and active, the client behind a `KeyValueStore` or a `Dataset`,
 the classes of Crawlee's file-system clients, the input record's file name, a local dataset's
-item count, and the event manager's ``emit``. Each is pinned by a test
-(``tests/test_apify_sdk.py``) that fails when the SDK moves it, and each falls back loudly,
-with a `ResumableWarning` once per process that says what is lost and what to do, instead of
-silently losing fsync, locking, an early pause or a local dataset's items.
+item count, the event manager's ``emit``, for charges the price the SDK gives an event it has
+no price for and the name and fields of its local charging log, and the logger and words of
+the warning Crawlee's Redis client logs for a key that is not there. (The crawler's internals
+are in the sibling `resumable.apify._sdk_crawler`, under the same rule.) Each is pinned by a
+test (``tests/test_apify_sdk.py``, ``tests/test_apify_store.py``) that fails when the SDK moves
+it, and each falls back loudly, with a `ResumableWarning` once per process that says what is
+lost and what to do, instead of silently losing fsync, locking, an early pause or a local
+dataset's items.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import copy
 import functools
 import importlib
+import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from apify import Actor
+from apify._charging import ChargeResult
 from crawlee.events import Event, EventManager
 from crawlee.storages import KeyValueStore
 
+from resumable._distribution import DISTRIBUTION, install_hint
 from resumable._errors import ResumableWarning
 
-__all__ = ["LocalLayout", "actor_is_running", "hook_emit", "local_layout", "mend_local_count"]
+__all__ = [
+    "ChargeResult",
+    "LocalLayout",
+    "actor_is_running",
+    "dataset_location",
+    "event_price",
+    "hook_emit",
+    "local_charged_counts",
+    "local_layout",
+    "mend_local_count",
+    "pushing_once",
+    "quiet_absence",
+]
 
 _FILE_SYSTEM_CLIENT_MODULE = "crawlee.storage_clients._file_system"
 _INPUT_KEY_ATTRIBUTES = ("_input_key", "_input_key_filename")
+
+
+_UNCOUNTED_CUT = (
+    "on a pay-per-event run whose maximum total charge is reached, the SDK stores fewer items "
+    "than a push holds, and the engine counts them all as delivered."
+)
 
 
 @functools.cache
@@ -35,8 +64,8 @@ def _warn_once(what: str, consequence: str) -> None:
     """Warn that the installed SDK moved *what*, and say what that costs (once per process)."""
     warnings.warn(
         f"resumable could not find {what} in the installed Apify SDK / Crawlee: {consequence} "
-        'Install the versions resumable supports (`pip install "resumable[apify]"`) or '
-        "report this to resumable with your `pip show apify crawlee`.",
+        f"Install the versions resumable supports (`{install_hint('apify')}`) or report this "
+        f"to resumable with your `pip show {DISTRIBUTION} apify crawlee`.",
         ResumableWarning,
         stacklevel=3,
     )
@@ -165,6 +194,86 @@ async def mend_local_count(dataset: Any, start: int) -> None:
         await update(new_item_count=start)
 
 
+_BACKENDS = {
+    "Memory": "in memory",
+    "Sql": "in SQL storage",
+    "Redis": "in Redis",
+    "Apify": "on the Apify platform",
+}
+
+
+def dataset_location(dataset: Any) -> str | None:
+    """Say where a Crawlee dataset keeps its items, as its user knows the place.
+
+    The storage client behind a `Dataset` is private (``Dataset._client``): a local one is
+    named by its directory, any other by its backend. Only for a sink's ``repr``, so a
+    moved client is not warned about: the repr names the dataset without it.
+
+    Returns:
+        ``"at storage/datasets/NAME"``, ``"in memory"``, ..., or ``None`` when unknown.
+    """
+    client = getattr(dataset, "_client", None)
+    if client is None:
+        return None
+    directory = getattr(client, "path_to_dataset", None)
+    if directory is not None:
+        return f"at {directory}"
+    kind = type(client).__name__
+    return _BACKENDS.get(kind.removesuffix("DatasetClient"), f"on {kind}")
+
+
+_LOST_SINGLE_PUSH = (
+    "a push to a dataset on the platform whose reply is lost (a timeout after the API stored "
+    "it) is sent again by the Apify API client itself, so those items may be stored twice."
+)
+
+
+def pushing_once(dataset: Any) -> Any:
+    """Return a way to push to *dataset* that sends each push once: its outcome is the engine's.
+
+    On the platform the SDK's dataset client (``Dataset._client``) pushes through an Apify API
+    client (its ``_api_client``) whose HTTP client (``_http_client``) sends a request again by
+    itself when it failed or timed out (``_max_retries``), below the engine: a push whose reply
+    was lost is stored twice before the engine hears of it. This returns a `Dataset` over a
+    copy of that chain whose HTTP client sends each request once (the same connections, token
+    and pay-per-event accounting): a lost reply then reaches the engine, which reads the
+    dataset back instead of pushing again. Any other dataset is returned as it is.
+    """
+    client = getattr(dataset, "_client", None)
+    if client is None or type(client).__name__ != "ApifyDatasetClient":
+        return dataset
+    api: Any = getattr(client, "_api_client", None)
+    http: Any = getattr(api, "_http_client", None)
+    if not isinstance(getattr(http, "_max_retries", None), int):
+        _warn_once("the retries of the platform's dataset API client", _LOST_SINGLE_PUSH)
+        return dataset
+    http = copy.copy(http)
+    http._max_retries = 0  # noqa: SLF001 - see the docstring
+    api = copy.copy(api)
+    api._http_client = http  # noqa: SLF001
+    client = copy.copy(client)
+    client._api_client = api  # noqa: SLF001
+    return type(dataset)(client, dataset.id, dataset.name)
+
+
+def within_charge_limit(dataset: Any, count: int) -> int:
+    """How many of *count* items one push to *dataset* stores.
+
+    On a pay-per-event run with a maximum total charge, the SDK's dataset client cuts a push
+    to the default dataset, silently, to the items the budget still pays for (each one is a
+    synthetic ``apify-default-dataset-item`` event: ``_compute_limit_for_push`` of the
+    client's ``DatasetClientPpeMixin``). Any other push stores all of them.
+    """
+    client = getattr(dataset, "_client", None)
+    if type(client).__name__ not in ("ApifyDatasetClient", "ApifyFileSystemDatasetClient"):
+        return count
+    limit = getattr(client, "_compute_limit_for_push", None)
+    if limit is None:
+        _warn_once("the pay-per-event limit of a push to the default dataset", _UNCOUNTED_CUT)
+        return count
+    return int(limit(count))
+
+
 def hook_emit(
     manager: EventManager, before: Callable[[Event, Any], None]
 ) -> Callable[[], bool] | None:
@@ -208,3 +317,83 @@ def hook_emit(
         return True
 
     return unhook
+
+
+_REDIS_KVS_LOGGER = "crawlee.storage_clients._redis._key_value_store_client"
+_absent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "resumable_absent", default=None
+)
+
+
+class _AbsentKeyFilter(logging.Filter):
+    """Drops the warning Crawlee's Redis client logs for a key that is not there, while
+    `quiet_absence` looks that key up (a fresh start looks up a key that is not there yet)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = _absent.get()
+        return (
+            key is None or record.getMessage() != f'Metadata for key "{key}" is missing or invalid.'
+        )
+
+
+logging.getLogger(_REDIS_KVS_LOGGER).addFilter(_AbsentKeyFilter())
+
+
+@contextlib.contextmanager
+def quiet_absence(key: str) -> Iterator[None]:
+    """Look *key* up without Crawlee's Redis client warning that it is missing.
+
+    The caller tells a missing record from a damaged one itself (``record_exists``), so the
+    warning, logged on every fresh start, says nothing it does not.
+    """
+    token = _absent.set(key)
+    try:
+        yield
+    finally:
+        _absent.reset(token)
+
+
+_CHARGING_MANAGER_CLASS = "ChargingManagerImplementation"
+_CHARGING_LOG_ATTRIBUTE = "LOCAL_CHARGING_LOG_DATASET_NAME"
+
+
+def event_price(manager: Any, event_name: str) -> Decimal:
+    """The price the SDK charges *event_name* at: its price, or for an unknown event the SDK's
+    own stand-in (nothing on the platform, one dollar locally, so that limits can be tried)."""
+    prices = manager.get_pricing_info().per_event_prices
+    if event_name in prices:
+        return Decimal(prices[event_name])
+    return Decimal(0) if Actor.is_at_home() else Decimal(1)
+
+
+async def local_charged_counts() -> dict[str, int]:
+    """The events charged so far in this local run, counted from the SDK's charging log.
+
+    Locally the SDK starts each process with no charged events, but with
+    ``ACTOR_TEST_PAY_PER_EVENT`` it logs every charge to a named dataset that survives a
+    restart (unless the storages are purged): that log is the run's record of what was charged.
+    Its count is mended, as a dataset sink's is, so that no entry is written over.
+    """
+    module = importlib.import_module("apify._charging")
+    manager_class = getattr(module, _CHARGING_MANAGER_CLASS, None)
+    name = getattr(manager_class, _CHARGING_LOG_ATTRIBUTE, None)
+    if not isinstance(name, str):
+        _warn_once(
+            "the name of the SDK's local charging log "
+            f"(`{_CHARGING_MANAGER_CLASS}.{_CHARGING_LOG_ATTRIBUTE}`)",
+            "locally, a restarted run cannot tell which committed charges were made before the "
+            "restart, and may charge them again (on the platform the run's own counts are used).",
+        )
+        return {}
+    counts: dict[str, int] = {}
+    log = await Actor.open_dataset(name=name)
+    entries = 0
+    async for item in log.iterate_items():
+        entries += 1
+        event, count = item.get("event_name"), item.get("charged_count")
+        if isinstance(event, str) and isinstance(count, int):
+            counts[event] = counts.get(event, 0) + count
+    # A kill can leave the log's count behind its files (see `mend_local_count`): the SDK's
+    # next entry would overwrite a charge that was made.
+    await mend_local_count(log, entries)
+    return counts

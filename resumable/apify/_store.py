@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
-from pathlib import Path
 from typing import ClassVar
 
 from apify import Actor
@@ -13,12 +11,12 @@ from crawlee.configuration import Configuration
 from crawlee.storage_clients import FileSystemStorageClient
 from crawlee.storages import KeyValueStore
 
-from resumable._codec import FORMAT_MARKER
-from resumable._errors import ResumableWarning
+from resumable._envelope import FORMAT_MARKER
 from resumable._stores import Change, Guard, check_key, guarded
 from resumable.apify._content import decoded, encoded
 from resumable.apify._local_files import LocalFiles
-from resumable.apify._sdk import actor_is_running, local_layout
+from resumable.apify._purge import warn_if_purged
+from resumable.apify._sdk import actor_is_running, local_layout, quiet_absence
 
 __all__ = ["ApifyStore"]
 
@@ -188,32 +186,18 @@ class ApifyStore:
         self._files = LocalFiles(
             layout.directory, fsync=self._fsync, reserved=layout.reserved, owner=self
         )
-        configuration = self._configuration or service_locator.get_configuration()
-        if kvs.name is None and configuration.purge_on_start and self._configuration is None:
-            _warn_purge(layout.directory)
-
-
-_warned_purge = False
-
-
-def _warn_purge(directory: Path) -> None:
-    global _warned_purge  # noqa: PLW0603 - one warning per process, however many jobs
-    if _warned_purge:
-        return
-    _warned_purge = True
-    warnings.warn(
-        f"The key-value store in {directory} is purged each time the Actor starts locally "
-        "(CRAWLEE_PURGE_ON_START is not false), so the job state resumable saves there is "
-        "gone before a restarted run can resume from it. To resume a local run, start it with "
-        "CRAWLEE_PURGE_ON_START=false (and reset a job with `python -m resumable --store "
-        f"apify:{directory.parent.parent} reset KEY`). On the Apify platform this does not apply.",
-        ResumableWarning,
-        stacklevel=4,
-    )
+        if kvs.name is None and self._configuration is None:
+            warn_if_purged(
+                layout.directory,
+                service_locator.get_configuration(),
+                self._files.keys,
+                in_actor=actor_is_running(),
+            )
 
 
 async def _load(kvs: KeyValueStore, key: str) -> bytes | None:
-    value = await kvs.get_value(key)
+    with quiet_absence(key):
+        value = await kvs.get_value(key)
     if value is None:
         # Crawlee's clients log and return None for a value they cannot decode.
         return b"" if await kvs.record_exists(key) else None

@@ -8,7 +8,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from resumable.cloud._http import ProtocolError, Response
-from resumable.cloud._notice import PROBE_TIMEOUT, READ_TIMEOUT, Notice, ask
+from resumable.cloud._notice import PROBE_TIMEOUT, READ_TIMEOUT, Notice, ask, log
 
 DEFAULT_URL = "http://169.254.169.254"
 EVENTS_PATH = "/metadata/scheduledevents?api-version=2020-07-01"
@@ -39,6 +39,7 @@ class Azure:
         self._vm = ""
         self._polled = False
         self._seen: set[str] = set()
+        self._malformed: set[str] = set()
 
     async def detect(self) -> None:
         """Check that Azure's instance metadata service answers here; note the VM's name.
@@ -57,19 +58,33 @@ class Azure:
         response = await ask("GET", self.url + EVENTS_PATH, HEADERS, timeout=timeout)
         self._polled = True
         for event in _events(response):
+            problem = _malformed(event)
+            if problem is not None:
+                self._ignore(event, problem)
+                continue
+            resources = event.get("Resources") or []
             if (
-                event.get("EventType") in ENDING
-                and (not event.get("Resources") or self._vm in event["Resources"])
-                and event.get("EventId") not in self._seen
+                event["EventType"] in ENDING
+                and (not resources or self._vm in resources)
+                and event["EventId"] not in self._seen
             ):
+                try:
+                    deadline = _not_before(event.get("NotBefore") or "")
+                except ProtocolError as exc:
+                    self._ignore(event, str(exc))
+                    continue
                 self._seen.add(event["EventId"])
-                return Notice(
-                    self.name,
-                    event["EventType"],
-                    _not_before(str(event.get("NotBefore") or "")),
-                    event_id=str(event["EventId"]),
-                )
+                return Notice(self.name, event["EventType"], deadline, event_id=event["EventId"])
         return None
+
+    def _ignore(self, event: Any, problem: str) -> None:
+        """Skip an event that cannot be read, saying so once: the others still count."""
+        said = repr(event)
+        if said not in self._malformed:
+            self._malformed.add(said)
+            log.warning(
+                "Azure at %s: ignoring a scheduled event that %s: %s", self.url, problem, said[:500]
+            )
 
     async def acknowledge(self, notice: Notice) -> None:
         """Approve the event (``StartRequests``): the VM may go before ``NotBefore``."""
@@ -82,18 +97,34 @@ class Azure:
             )
 
 
-def _events(response: Response) -> list[dict[str, Any]]:
+def _events(response: Response) -> list[Any]:
     if response.status != 200:
         raise ProtocolError(f"{EVENTS_PATH} answered HTTP {response.status}")
     try:
         events = json.loads(response.body)["Events"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ProtocolError(f"unexpected scheduled events document {response.text!r}") from exc
-    if not isinstance(events, list) or not all(
-        isinstance(event, dict) and "EventId" in event for event in events
-    ):
+    if not isinstance(events, list):
         raise ProtocolError(f"unexpected scheduled events document {response.text!r}")
     return events
+
+
+def _malformed(event: Any) -> str | None:
+    """Say what is wrong with an event, or ``None`` if it can be read."""
+    if not isinstance(event, dict):
+        return "is not an object"
+    if not isinstance(event.get("EventId"), str) or not event["EventId"]:
+        return "has no string EventId"
+    if not isinstance(event.get("EventType"), str):
+        return "has no string EventType"
+    resources = event.get("Resources")
+    if resources is not None and not (
+        isinstance(resources, list) and all(isinstance(name, str) for name in resources)
+    ):
+        return "has Resources that are not a list of names"
+    if not isinstance(event.get("NotBefore") or "", str):
+        return "has a NotBefore that is not a date"
+    return None
 
 
 def _not_before(text: str) -> datetime:
@@ -102,6 +133,6 @@ def _not_before(text: str) -> datetime:
         return datetime.now(UTC)
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError) as exc:
-        raise ProtocolError(f"unexpected NotBefore {text!r}") from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ProtocolError(f"has an unreadable NotBefore {text!r}") from exc
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ MAX_BODY = 1024 * 1024
 """The largest body read; metadata documents are a few hundred bytes."""
 
 _MAX_HEAD = 64 * 1024
+_STATUS = re.compile(r"[0-9]{3}")  # ASCII digits: str.isdigit() also takes '²' and '٣'
 
 
 class ProtocolError(ConnectionError):
@@ -86,6 +88,8 @@ async def read_body(
             return await reader.readexactly(length)
     except asyncio.IncompleteReadError as exc:
         raise ProtocolError("connection closed in the middle of the body") from exc
+    except asyncio.LimitOverrunError as exc:
+        raise ProtocolError("chunk-size line too long") from exc
     except ValueError as exc:
         raise ProtocolError(f"malformed body framing: {exc}") from exc
     if not until_eof:
@@ -165,7 +169,7 @@ async def request(
             status_line, response_headers = await read_head(reader)
             version, _, rest = status_line.partition(" ")
             code = rest.partition(" ")[0]
-            if not version.startswith("HTTP/1.") or not code.isdigit():
+            if not version.startswith("HTTP/1.") or not _STATUS.fullmatch(code):
                 raise ProtocolError(f"not an HTTP/1.1 status line: {status_line!r}")
             data = await read_body(reader, response_headers, until_eof=True)
     finally:

@@ -52,7 +52,9 @@ class PreemptionNotice:
     before ``NotBefore``: cleanup after the save races the eviction. A notice whose save
     failed, or that found the job aborting already, approves nothing. AWS ``hibernate``
     freezes the process instead of ending it: that notice asks for a save and the job
-    carries on.
+    carries on. A metadata service that stops answering, or answers nonsense (a malformed
+    HTTP message, a document whose fields have other types), is logged and asked again at
+    the provider's cadence: only the job's end stops the watch.
 
     Args:
         endpoints: ``{"aws" | "gcp" | "azure": base URL}`` of the metadata services to
@@ -202,9 +204,10 @@ async def _detect(providers: Iterable[Provider]) -> tuple[Provider | None, list[
                 exc = task.exception()
                 if exc is None:
                     return provider, absent
-                if not isinstance(exc, OSError):
+                if not isinstance(exc, Exception):
                     raise exc
-                absent.append(f"{provider.name} at {provider.url}: {exc or type(exc).__name__}")
+                # Something other than this provider's service answered (or nothing did).
+                absent.append(f"{provider.name} at {provider.url}: {_reason(exc)}")
     finally:
         for task in pending:
             task.cancel()
@@ -217,18 +220,24 @@ async def _detect(providers: Iterable[Provider]) -> tuple[Provider | None, list[
 
 
 async def _next_notice(provider: Provider, key: str, seen: set[Notice]) -> Notice:
-    """Poll *provider* at its cadence until it announces a notice not in *seen*."""
+    """Poll *provider* at its cadence until it announces a notice not in *seen*.
+
+    Whatever a poll raises (a service that does not answer, or answers something that is
+    not the document it should be) is logged and the poll tried again: only the job's end,
+    which cancels the watch, stops it.
+    """
     failing = False
     while True:
         try:
             notice = await provider.poll()
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - one bad answer must not end the watch
             if not failing:
                 log.warning(
                     "job %r: could not read the %s preemption notice (%s); trying again",
                     key,
                     provider.name,
-                    exc,
+                    _reason(exc),
+                    exc_info=not isinstance(exc, OSError),
                 )
             failing = True
             await asyncio.sleep(max(provider.interval, RETRY_DELAY))
@@ -246,9 +255,17 @@ async def _acknowledge(provider: Provider, notice: Notice, key: str) -> None:
     try:
         async with asyncio.timeout(ACK_TIMEOUT):
             await provider.acknowledge(notice)
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - the save is made; the approval is a courtesy
         log.warning(
-            "job %r: could not approve %s event %s: %s", key, notice.provider, notice.event_id, exc
+            "job %r: could not approve %s event %s: %s",
+            key,
+            notice.provider,
+            notice.event_id,
+            _reason(exc),
         )
     else:
         log.info("job %r: approved %s event %s", key, notice.provider, notice.event_id)
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{exc}" if isinstance(exc, OSError) and str(exc) else f"{type(exc).__name__}: {exc}"

@@ -2,9 +2,10 @@
 
 `assert_resumes` crashes a job at every yield (or a sample of them), resumes it, and checks
 that it carries on exactly where the uninterrupted run went. `FailingStore` wraps a store and
-makes it fail on purpose, to test what a job does when its store is down. The pytest plugin
-that installing resumable registers offers both as fixtures (``memory_store``,
-``failing_store``). `AwsMetadata`, `GcpMetadata` and `AzureMetadata` are stand-ins of the
+makes it fail on purpose, to test what a job does when its store is down; `FailingSink` does
+the same to a sink (by default a `MemorySink`, which keeps a list). The pytest plugin
+that installing resumable registers offers the ``memory_store`` and ``failing_store``
+fixtures. `AwsMetadata`, `GcpMetadata` and `AzureMetadata` are stand-ins of the
 clouds' metadata services on 127.0.0.1, speaking each one's protocol, to test a job's
 `resumable.cloud.PreemptionNotice` without a cloud (`BlackHole` is an address that never
 answers).
@@ -26,6 +27,7 @@ from resumable.testing._cloud import (
     GcpMetadata,
     MetadataServer,
 )
+from resumable.testing._failing_sink import FailingSink, MemorySink, SinkOperation
 from resumable.testing._failing_store import FailingStore, Operation
 
 try:
@@ -41,10 +43,13 @@ __all__ = [
     "AzureMetadata",
     "BlackHole",
     "Effects",
+    "FailingSink",
     "FailingStore",
     "GcpMetadata",
+    "MemorySink",
     "MetadataServer",
     "Operation",
+    "SinkOperation",
     "assert_resumes",
 ]
 if _HAVE_PLATFORM:

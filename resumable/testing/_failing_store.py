@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import copy
-import time
 from collections.abc import Callable, Collection
 from typing import Literal, TypeAlias
 
 from resumable._stores import Guard, MemoryStore, Store
+from resumable.testing._faults import Faults
 
 __all__ = ["FailingStore", "Operation"]
 
@@ -18,7 +16,7 @@ Operation: TypeAlias = Literal["load", "save", "delete", "keys"]
 _SAVES: tuple[Operation, ...] = ("save",)
 
 
-class FailingStore:
+class FailingStore(Faults):
     """A store that fails on purpose, to test retries and error paths.
 
     Wraps another store (a fresh `MemoryStore` by default) and makes chosen calls raise
@@ -62,31 +60,21 @@ class FailingStore:
         lands: bool = False,
         operations: Collection[Operation] = _SAVES,
     ) -> None:
-        if every is not None and every < 1:
-            raise ValueError(f"every= must be a positive number of calls, not {every!r}")
-        unknown = set(operations) - {"load", "save", "delete", "keys"}
-        if unknown:
-            raise ValueError(f"operations= has unknown operations {sorted(unknown)!r}")
+        super().__init__(
+            first=first,
+            every=every,
+            after=after,
+            forever=forever,
+            error=error,
+            delay=delay,
+            lands=lands,
+            operations=operations,
+            known=("load", "save", "delete", "keys"),
+        )
         self.inner: Store = inner if inner is not None else MemoryStore()
-        self.first = first
-        self.every = every
-        self.after = after
-        self.forever = forever
-        self.error = error
-        self.delay = delay
-        self.lands = lands
-        self.operations = frozenset(operations)
-        self.calls = 0
-        self.failures = 0
-        self._pending = 0
-        self._made = time.monotonic()
 
     def __repr__(self) -> str:
         return f"FailingStore({self.inner!r})"
-
-    def fail_next(self, n: int = 1) -> None:
-        """Fail the next *n* calls of the failing operations, whatever the other options say."""
-        self._pending += n
 
     async def open(self) -> None:
         """Open the inner store, if it needs opening."""
@@ -96,7 +84,7 @@ class FailingStore:
 
     async def load(self, key: str) -> bytes | None:
         """Return the inner store's record for *key*, unless this call fails."""
-        await self._maybe_fail("load", key)
+        await self._maybe_fail("load", f" of key {key!r}")
         return await self.inner.load(key)
 
     async def save(self, key: str, data: bytes, *, guard: Guard | None = None) -> None:
@@ -106,45 +94,14 @@ class FailingStore:
             return
         if self.lands:
             await self.inner.save(key, data, guard=guard)
-        await self._raise("save", key)
+        await self._raise("save", f" of key {key!r}")
 
     async def delete(self, key: str) -> None:
         """Delete from the inner store, unless this call fails."""
-        await self._maybe_fail("delete", key)
+        await self._maybe_fail("delete", f" of key {key!r}")
         await self.inner.delete(key)
 
     async def keys(self) -> list[str]:
         """Return the inner store's keys, unless this call fails."""
-        await self._maybe_fail("keys", None)
+        await self._maybe_fail("keys", "")
         return await self.inner.keys()
-
-    def _fails(self, operation: Operation) -> bool:
-        if operation not in self.operations:
-            return False
-        self.calls += 1
-        if self._pending > 0:
-            self._pending -= 1
-            return True
-        return (
-            self.forever
-            or self.calls <= self.first
-            or (self.every is not None and self.calls % self.every == 0)
-            or (self.after is not None and time.monotonic() - self._made >= self.after)
-        )
-
-    async def _maybe_fail(self, operation: Operation, key: str | None) -> None:
-        if self._fails(operation):
-            await self._raise(operation, key)
-
-    async def _raise(self, operation: Operation, key: str | None) -> None:
-        self.failures += 1
-        if self.delay > 0:
-            await asyncio.sleep(self.delay)
-        if self.error is None:
-            about = f" of key {key!r}" if key is not None else ""
-            raise ConnectionError(
-                f"{self!r}: injected failure of {operation}{about} (call {self.calls})"
-            )
-        if isinstance(self.error, BaseException):
-            raise copy.copy(self.error)
-        raise self.error()

@@ -10,6 +10,7 @@ happens to the run.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 from apify import Actor
@@ -19,6 +20,8 @@ from crawlee.storages import RequestQueue
 
 from resumable import Outbox, resumable
 
+from .shop import Shop
+
 
 # [docs: crawl]
 @resumable(key="shop")
@@ -27,16 +30,16 @@ async def crawl(
 ) -> AsyncIterator[int]:
     """Crawl the shop from listing page *cursor* on; yield the next page after each one."""
     # A request queue of the job's own, in memory: after a restart, the page in progress
-    # is crawled again in full (a persisted queue would skip the products it had handled,
-    # and their items would be lost with the crash).
+    # is crawled again in full (a persisted queue keeps its own state, not saved with the
+    # cursor: after a crash it skips some products and hands out others again).
     queue = await RequestQueue.open(storage_client=MemoryStorageClient())
     crawler = BeautifulSoupCrawler(request_manager=queue, parser="html.parser")
-    more = True
+    listed = more = True
 
     @crawler.router.default_handler
     async def listing(context: BeautifulSoupCrawlingContext) -> None:
-        nonlocal more
-        more = context.soup.select_one("a.next") is not None
+        nonlocal listed, more
+        listed, more = True, context.soup.select_one("a.next") is not None
         await context.enqueue_links(selector="a.product", label="product")
 
     @crawler.router.handler("product")
@@ -51,7 +54,10 @@ async def crawl(
 
     page = cursor
     while more:
+        listed = False
         await crawler.run([f"{shop}/list/{page}"])
+        if not listed:
+            break  # no such page (a finished crawl, run again): the cursor stays on it
         page += 1
         yield page  # the products pushed during this page's crawl belong to this cursor
 
@@ -59,10 +65,18 @@ async def crawl(
 # [docs: end]
 
 
-async def main(shop: str) -> None:
-    """Run the Actor over the shop at *shop*."""
+async def main(shop: str | None = None) -> None:
+    """Run the Actor over the shop at *shop*, else at the input's ``shopUrl``.
+
+    With neither, it crawls a 5-page shop that it serves itself for the run.
+    """
     async with Actor:
-        outcome = await crawl(shop)
+        actor_input = await Actor.get_input() or {}
+        with contextlib.ExitStack() as served:
+            url = shop or actor_input.get("shopUrl")
+            if not url:
+                url = served.enter_context(Shop(pages=5)).start().url
+            outcome = await crawl(url)
         Actor.log.info(
             f"Run {outcome.status} at page {outcome.cursor}, resumed from "
             f"{outcome.resumed_from}; {outcome.outputs} products delivered in this run."

@@ -1,0 +1,1 @@
+"""The example Actor's code: ``apify run`` in the Actor's folder runs ``python -m src``."""
