@@ -3,10 +3,14 @@
 Atomically with loading it where the store can (its optional ``update``): the claim record
 is made from what the key holds at that instant, so a newer run takes over however busy an
 older run keeps the key, and never writes back a cursor older than the one it took over.
-A record the codec cannot read is moved aside first when the job asks for quarantine. A job
-with outputs reads its sink before the claim (an outbox field must be checked against what
-the sink holds), then claims on the condition that the record did not change meanwhile; a
-sink that disagrees with a record changed meanwhile is read again with the new record.
+A record the codec cannot read is moved aside first when the job asks for quarantine.
+
+A record with outputs or other side effects to settle is taken over in two writes. The
+first fences the older run out: it makes this run the owner and keeps the record's fields
+as they were, so any later claim settles them alike. Then, with nobody else writing
+records, the sink is read (what the record holds as pending may have been delivered since)
+and the second write records what is settled. Reading the sink before fencing would lose
+to an older run busy saving: its every save would ask for another read.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any, Protocol
 import attrs
 
 from resumable._codec import Codec
-from resumable._commit import Commit
+from resumable._commit import Commit, parse_field
 from resumable._effects import Effects, fields
 from resumable._envelope import KeptRecordError, parse
 from resumable._errors import CorruptStateError, CursorTypeError, ResumableError
@@ -65,80 +69,83 @@ class Taken:
     generation: int
 
 
-class _SinkFirst(Exception):  # noqa: N818 - a signal between two of our functions, not an error
-    """The record has outputs to check against the sink, or effects to settle (charges made
-    or not): leave the atomic step and find out."""
+@attrs.frozen
+class _Fence:
+    """The first of two claim writes: the run owns the key, and the record's outputs and
+    effects are still to be settled."""
 
-    def __init__(self, current: bytes) -> None:
-        super().__init__()
-        self.current = current
+    taken: Taken
+    data: bytes  # the record as written
+    previous: bytes  # the record it took over
+    envelope: Mapping[str, Any]  # the previous record's envelope
+
+    def restore(self, current: bytes | None) -> bytes:
+        """The record to put back when the run stops before it settled anything."""
+        if current != self.data:
+            raise Conflict  # a newer run took the key over meanwhile
+        return self.previous
 
 
 async def take_over(writer: Writer, fresh: Any, deadline: float) -> Taken:
     """One attempt at claiming *writer*'s key; `Conflict` asks the caller for another."""
+    fence = await _claim(writer, fresh, deadline)
+    if isinstance(fence, Taken):
+        return fence
     try:
-        return await _claim(writer, fresh, deadline, outbox=None, seen=None)
-    except _SinkFirst as first:
-        envelope = parse(first.current, writer.key, writer.store)
         for name in fields():
-            if name in envelope:
-                await writer.effects_of(name).resume(envelope[name])
-        commit, field = writer.commit, envelope.get("outbox")
-        try:
-            outbox = None if commit is None else await commit.resume(field, deadline)
-        except ResumableError:
-            # The sink holds more or other items than the record read: the run that owns the
-            # key may have saved and delivered since. Only if the record is still the one
-            # read does the sink disagree with it.
-            if await writer.load() != first.current:
-                raise Conflict from None
-            raise
-        return await _claim(writer, fresh, deadline, outbox=outbox, seen=first.current)
+            if name in fence.envelope:
+                await writer.effects_of(name).resume(fence.envelope[name])
+        commit = writer.commit
+        field = fence.envelope.get("outbox")
+        outbox = None if commit is None else await commit.resume(field, deadline)
+    except ResumableError:
+        # The sink holds more or other items than the record (or cannot be read), or the
+        # effects cannot be settled here: the run stops, and the key gets back the record
+        # it held, unless a newer run took it over meanwhile.
+        await _update(writer, fence.restore)
+        raise
+    return await _settle(writer, fence, outbox)
 
 
-async def _claim(
-    writer: Writer,
-    fresh: Any,
-    deadline: float,
-    *,
-    outbox: tuple[int, tuple[str, ...]] | None,
-    seen: bytes | None,
-) -> Taken:
-    taken: list[Taken] = []
+async def _claim(writer: Writer, fresh: Any, deadline: float) -> Taken | _Fence:
+    made: list[Taken | _Fence] = []
     codec, commit = writer.codec, writer.commit
 
     def claim(current: bytes | None) -> bytes:
         """Make the record that takes the key over from what the key holds now."""
-        taken.clear()
-        if seen is not None and current != seen:
-            raise Conflict  # the sink was read for another record: read it again
-        field = outbox
+        made.clear()
         if current is None:
-            record, snapshot, seq, generation = None, fresh, 0, 0
-        else:
-            envelope = parse(current, writer.key, writer.store)
-            if seen is None and (
-                any(name in envelope for name in fields())
-                or (commit is not None and ("outbox" in envelope or commit.active))
-            ):
-                raise _SinkFirst(current)
-            record = codec.decode(current)
-            snapshot = Raw(codec.raw(record.cursor, "resumed"))
-            seq, generation = record.seq, envelope.get("generation", 0)
-        taken.append(Taken(record, snapshot, seq + 1, generation + 1))
-        return codec.encode(
+            made.append(Taken(None, fresh, 1, 1))
+            return codec.encode(
+                fresh,
+                status="running",
+                seq=1,
+                owner=writer.owner,
+                generation=1,
+                effects=writer.effect_fields(),
+            )
+        envelope = parse(current, writer.key, writer.store)
+        record = codec.decode(current)
+        snapshot = Raw(codec.raw(record.cursor, "resumed"))
+        taken = Taken(record, snapshot, record.seq + 1, envelope.get("generation", 0) + 1)
+        kept = {name: envelope[name] for name in fields() if name in envelope}
+        field = envelope.get("outbox")
+        unsettled = bool(kept) or (commit is not None and (field is not None or commit.active))
+        data = codec.encode(
             snapshot,
             status="running",
-            seq=seq + 1,
+            seq=taken.seq,
             owner=writer.owner,
-            generation=generation + 1,
-            outbox=field,
-            effects=writer.effect_fields(),
+            generation=taken.generation,
+            outbox=None if field is None else parse_field(field),
+            effects=kept if unsettled else writer.effect_fields(),
         )
+        made.append(_Fence(taken, data, current, envelope) if unsettled else taken)
+        return data
 
     try:
         await _update(writer, claim)
-    except (KeptRecordError, _SinkFirst, Conflict):
+    except (KeptRecordError, Conflict):
         raise
     except (CorruptStateError, CursorTypeError) as exc:
         if not writer.quarantine:
@@ -147,7 +154,31 @@ async def _claim(
         if data is not None:
             await _quarantine(writer, data, exc, deadline)
         raise Conflict from exc  # claim again, now from a fresh start
-    return taken[0]
+    return made[0]
+
+
+async def _settle(
+    writer: Writer, fence: _Fence, outbox: tuple[int, tuple[str, ...]] | None
+) -> Taken:
+    """Record what the fenced record's outputs and effects were settled to."""
+    fenced = fence.taken
+    taken = Taken(fenced.record, fenced.snapshot, fenced.seq + 1, fenced.generation)
+
+    def settled(current: bytes | None) -> bytes:
+        if current != fence.data:
+            raise Conflict  # a newer run took the key over meanwhile
+        return writer.codec.encode(
+            taken.snapshot,
+            status="running",
+            seq=taken.seq,
+            owner=writer.owner,
+            generation=taken.generation,
+            outbox=outbox,
+            effects=writer.effect_fields(),
+        )
+
+    await _update(writer, settled)
+    return taken
 
 
 async def _update(writer: Writer, change: Change) -> None:

@@ -121,7 +121,7 @@ class Commit:
             self._delivered, self._pending = await self._count(deadline), ()
         else:
             self.active = True
-            self._delivered, self._pending = _parse(field)
+            self._delivered, self._pending = parse_field(field)
             self._settle(await self._on_sink(self._present, deadline, self._reading))
         self._recorded = self._delivered
         return self._delivered, self._pending
@@ -322,7 +322,7 @@ class Commit:
         )
 
 
-def _parse(field: object) -> tuple[int, tuple[str, ...]]:
+def parse_field(field: object) -> tuple[int, tuple[str, ...]]:
     """Read a record's ``outbox`` field (checked by the codec) back into JSON texts."""
     assert isinstance(field, Mapping)
     return field["delivered"], tuple(encode_json(item) for item in field["pending"])
