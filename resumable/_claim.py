@@ -16,7 +16,7 @@ to an older run busy saving: its every save would ask for another read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -30,7 +30,7 @@ from resumable._errors import CorruptStateError, CursorTypeError, ResumableError
 from resumable._record import Record
 from resumable._retry import Conflict, retrying
 from resumable._snapshot import Raw
-from resumable._stores import Change, Store, max_key_length
+from resumable._stores import Change, Store, SupportsOpen, SupportsUpdate, max_key_length
 
 
 class Writer(Protocol):
@@ -87,7 +87,13 @@ class _Fence:
 
 
 async def take_over(writer: Writer, fresh: Any, deadline: float) -> Taken:
-    """One attempt at claiming *writer*'s key; `Conflict` asks the caller for another."""
+    """One attempt at claiming *writer*'s key; `Conflict` asks the caller for another.
+
+    A store that needs opening (`SupportsOpen`) is opened first, so that one that cannot
+    be reached fails the start of the run, within the claim's retries.
+    """
+    if isinstance(writer.store, SupportsOpen):
+        await writer.store.open()
     fence = await _claim(writer, fresh, deadline)
     if isinstance(fence, Taken):
         return fence
@@ -183,9 +189,8 @@ async def _settle(
 
 async def _update(writer: Writer, change: Change) -> None:
     """Read, change and write the key's record in one atomic step where the store can."""
-    update: Callable[[str, Change], Awaitable[None]] | None = getattr(writer.store, "update", None)
-    if update is not None:
-        await update(writer.key, change)
+    if isinstance(writer.store, SupportsUpdate):
+        await writer.store.update(writer.key, change)
         return
     current = await writer.load()
     data = change(current)

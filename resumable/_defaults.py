@@ -18,7 +18,7 @@ from resumable._options import Interval, JobOptions
 from resumable._progress import Progress
 from resumable._sink import JsonLinesSink, Sink
 from resumable._stores import FileStore, Store
-from resumable._triggers import Signals, Trigger
+from resumable._triggers import DrivesPeriodicSaves, Signals, Trigger
 
 DEFAULT_INTERVAL = 10.0
 """Seconds between periodic saves when no platform event drives them."""
@@ -88,5 +88,5 @@ def surroundings(options: JobOptions) -> Surroundings:
 def _interval(interval: Interval, triggers: tuple[Trigger, ...]) -> float | None:
     if interval is not ...:
         return interval
-    driven = any(getattr(t, "drives_periodic_saves", False) for t in triggers)
+    driven = any(isinstance(t, DrivesPeriodicSaves) and t.drives_periodic_saves for t in triggers)
     return None if driven else DEFAULT_INTERVAL

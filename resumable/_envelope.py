@@ -17,6 +17,7 @@ from typing import Any
 
 from resumable._errors import CorruptStateError, CursorTypeError, StaleWriterError
 from resumable._record import Record
+from resumable._stores import HasCliLocation
 
 log = logging.getLogger("resumable")
 
@@ -42,7 +43,7 @@ class NewerRecordError(KeptRecordError):
 
 def reset_hint(store: object, key: str) -> str:
     """Say how to forget the state of *key* in *store*, for error messages."""
-    location = getattr(store, "cli_location", None)
+    location = store.cli_location if isinstance(store, HasCliLocation) else None
     if location is not None:
         return f"`python -m resumable --store {location} reset {key}`"
     return f"`await store.delete({key!r})` on {store!r}"

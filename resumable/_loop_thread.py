@@ -15,7 +15,7 @@ import contextvars
 import queue
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
 
@@ -33,6 +33,20 @@ def in_caller() -> _Relay | None:
     thread. The relay blocks the loop until the main thread has run the call.
     """
     return _caller.get()
+
+
+@runtime_checkable
+class LoopBound(Protocol):
+    """A store or trigger that works only on the event loop it was made on (the Actor's).
+
+    A plain generator's job runs its engine on a loop of its own, in a thread: it refuses a
+    part whose `loop_bound` is true, with an error that says what to use instead.
+    """
+
+    @property
+    def loop_bound(self) -> bool:
+        """Whether it works only on the loop it was made on."""
+        ...
 
 
 class LoopThread:

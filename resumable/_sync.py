@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from resumable._defaults import surroundings
 from resumable._errors import InvalidOptionError, warn
-from resumable._loop_thread import LoopThread
+from resumable._loop_thread import LoopBound, LoopThread
 from resumable._options import JobOptions
 from resumable._outbox import Outbox
 from resumable._record import Outcome
@@ -230,7 +230,7 @@ def _refuse_loop_bound(key: str, options: JobOptions) -> None:
     """Raise for a store or trigger that only works on the loop it was made on."""
     where = surroundings(options)
     for part in (where.store, *where.triggers):
-        if getattr(part, "loop_bound", False):
+        if isinstance(part, LoopBound) and part.loop_bound:
             raise InvalidOptionError(
                 f"job {key!r} is a plain generator, but {part!r} only works on the Actor's "
                 "event loop, which a plain generator's job cannot use (its saves run on a loop "

@@ -41,6 +41,20 @@ class Trigger(Protocol):
         ...
 
 
+@runtime_checkable
+class DrivesPeriodicSaves(Protocol):
+    """A trigger whose events ask for the periodic saves (the platform's ``persistState``).
+
+    When a job's triggers include one whose `drives_periodic_saves` is true and the job
+    leaves ``interval`` at its default, the engine runs no timer of its own.
+    """
+
+    @property
+    def drives_periodic_saves(self) -> bool:
+        """Whether its events take the place of the engine's save timer."""
+        ...
+
+
 class Signals:
     """Abort the job on SIGTERM and SIGINT: persist, stop its work, end ``"aborted"``.
 

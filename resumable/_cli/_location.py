@@ -16,7 +16,7 @@ from resumable._cli._errors import CliError, one_line
 from resumable._distribution import install_hint
 from resumable._redact import redact
 from resumable._retry import explain
-from resumable._stores import FileStore, Store
+from resumable._stores import FileStore, Store, SupportsAclose, SupportsOpen
 
 DEFAULT_LOCATION = ".resumable"
 APIFY_PREFIX = "apify:"
@@ -152,10 +152,9 @@ async def _open_shared(location: Location) -> Store:
         raise CliError(
             f"--store {location.describe()} is not a usable URL: {one_line(exc)}"
         ) from exc
-    connect = getattr(store, "open", None)
-    if connect is not None:
+    if isinstance(store, SupportsOpen):
         try:
-            await connect()
+            await store.open()
         except Exception as exc:  # each driver has its own connection errors
             with contextlib.suppress(Exception):
                 await _close(store)
@@ -170,9 +169,8 @@ async def _open_shared(location: Location) -> Store:
 
 
 async def _close(store: Store) -> None:
-    close = getattr(store, "aclose", None)
-    if close is not None:
-        await close()
+    if isinstance(store, SupportsAclose):
+        await store.aclose()
 
 
 def _check_sqlite_file(location: Location) -> None:

@@ -1,10 +1,15 @@
-"""Cursor stores: the protocol and the built-in stores."""
+"""Cursor stores: the protocol, the capabilities a store may add, and the built-in stores."""
 
 from resumable._stores._base import (
     KEY_PATTERN,
     Change,
     Guard,
+    HasCliLocation,
+    HasKeyLimit,
     Store,
+    SupportsAclose,
+    SupportsOpen,
+    SupportsUpdate,
     check_key,
     guarded,
     max_key_length,
@@ -17,8 +22,13 @@ __all__ = [
     "Change",
     "FileStore",
     "Guard",
+    "HasCliLocation",
+    "HasKeyLimit",
     "MemoryStore",
     "Store",
+    "SupportsAclose",
+    "SupportsOpen",
+    "SupportsUpdate",
     "check_key",
     "guarded",
     "max_key_length",

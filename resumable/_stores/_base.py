@@ -47,7 +47,9 @@ class Store(Protocol):
     """One JSON record per key: load it, save it, delete it, list the keys.
 
     Records are opaque bytes to a store. Raise whatever the backend raises on failure:
-    resumable retries transient errors and wraps the last one in `StoreError`.
+    resumable retries transient errors and wraps the last one in `StoreError`. What a store
+    may offer besides has a protocol of its own: `SupportsUpdate`, `SupportsOpen`,
+    `SupportsAclose`, `HasKeyLimit`, `HasCliLocation` (and `resumable._loop_thread.LoopBound`).
     """
 
     async def load(self, key: str) -> bytes | None:
@@ -63,12 +65,6 @@ class Store(Protocol):
         """
         ...
 
-    # A store may also offer ``async def update(self, key: str, change: Change) -> None``:
-    # read the record, call *change* with it and write what it returns, all in one atomic
-    # step. A run takes ownership of a key through it, atomically with loading its state,
-    # however busy an older run keeps the key; without it, resumable loads, then saves with
-    # a guard that the record did not change in between, and retries.
-
     async def delete(self, key: str) -> None:
         """Forget the record under *key*; do nothing if there is none."""
         ...
@@ -78,10 +74,83 @@ class Store(Protocol):
         ...
 
 
+# What a store may offer beyond `Store`. Each is checked with ``isinstance`` by whoever uses
+# it (the engine, the command line), and forwarded by a store that wraps another
+# (`resumable.testing.FailingStore`), so none of them is a name that a wrapper can drop.
+
+
+@runtime_checkable
+class SupportsUpdate(Protocol):
+    """A store that reads, changes and writes a record in one atomic step.
+
+    A run takes ownership of a key through it, atomically with loading its state, however
+    busy an older run keeps the key. Without it, resumable loads, then saves with a guard
+    that the record did not change in between, and tries again when it did.
+    """
+
+    async def update(self, key: str, change: Change) -> None:
+        """Replace *key*'s record with what *change* makes of it (``None``: none yet).
+
+        Write nothing, and let the exception propagate, when *change* raises.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsOpen(Protocol):
+    """A store with work to do before its first use: connecting, creating a table.
+
+    The engine awaits `open` when a job starts, before it claims the key and within the
+    claim's retries, so that a store that cannot be reached is reported at the start, not
+    in the middle of a migration; the command line awaits it when it opens a store. It may
+    be awaited more than once (by every job that uses the store), and must then do nothing.
+    """
+
+    async def open(self) -> object:
+        """Get ready for use (what it returns is ignored)."""
+        ...
+
+
+@runtime_checkable
+class SupportsAclose(Protocol):
+    """A store that holds resources (connections) until it is closed.
+
+    Whoever made the store closes it: the command line when a command ends, your code for
+    the stores it gives its jobs (a store may serve several jobs; a job never closes it).
+    """
+
+    async def aclose(self) -> None:
+        """Release what the store holds; it may get them back when used again."""
+        ...
+
+
+@runtime_checkable
+class HasKeyLimit(Protocol):
+    """A store that holds shorter keys than the 256 characters every other store holds."""
+
+    @property
+    def max_key_length(self) -> int:
+        """The longest key the store holds."""
+        ...
+
+
+@runtime_checkable
+class HasCliLocation(Protocol):
+    """A store the command line can open: error messages then say how to reset a key."""
+
+    @property
+    def cli_location(self) -> str | None:
+        """The ``--store`` argument that opens this store, or ``None`` if there is none."""
+        ...
+
+
+DEFAULT_MAX_KEY_LENGTH = 256
+"""The longest key a store holds unless it says (`HasKeyLimit`): the Apify key-value store's."""
+
+
 def max_key_length(store: object) -> int:
     """The longest key *store* holds (256, the Apify key-value store's limit, unless it says)."""
-    limit = getattr(store, "max_key_length", 256)
-    return limit if isinstance(limit, int) else 256
+    return store.max_key_length if isinstance(store, HasKeyLimit) else DEFAULT_MAX_KEY_LENGTH
 
 
 def check_key(key: object, store: object = None) -> str:

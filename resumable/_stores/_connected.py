@@ -14,7 +14,7 @@ from resumable._stores._base import CredentialsRefusedError
 T = TypeVar("T")
 
 
-class LoopBound(Generic[T]):
+class PerLoop(Generic[T]):
     """Makes a client on first use in each event loop and closes the current loop's one.
 
     asyncio connections belong to the loop that opened them: a store created at import time

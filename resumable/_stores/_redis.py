@@ -10,7 +10,7 @@ from redis.exceptions import AuthenticationError, WatchError
 
 from resumable._redact import redact
 from resumable._stores._base import KEY_PATTERN, Change, Guard, check_key, guarded
-from resumable._stores._connected import ConnectedStore, LoopBound, refusing
+from resumable._stores._connected import ConnectedStore, PerLoop, refusing
 
 WATCH_ATTEMPTS = 20
 """How often a guarded save re-reads after another client wrote the key between its read and its
@@ -47,7 +47,7 @@ class RedisStore(ConnectedStore):
     def __init__(self, url: str = "redis://localhost:6379/0", *, prefix: str = "resumable:"):
         self.url = url
         self.prefix = prefix
-        self._clients: LoopBound[aioredis.Redis] = LoopBound(self._connect, _close)
+        self._clients: PerLoop[aioredis.Redis] = PerLoop(self._connect, _close)
 
     def __repr__(self) -> str:
         return f"RedisStore({redact(self.url)!r}, prefix={self.prefix!r})"

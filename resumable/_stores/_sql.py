@@ -27,7 +27,7 @@ from sqlalchemy.schema import CreateTable
 
 from resumable._redact import redact
 from resumable._stores._base import Change, Guard, check_key, guarded
-from resumable._stores._connected import ConnectedStore, LoopBound, refusing
+from resumable._stores._connected import ConnectedStore, PerLoop, refusing
 from resumable._stores._files import LockWait
 
 FROZEN_WRITER_TIMEOUT = 10.0
@@ -104,7 +104,7 @@ class SQLStore(ConnectedStore):
             Column("updated_at", DateTime(timezone=True), nullable=False),
         )
         self._sqlite = parsed.get_backend_name() == "sqlite"
-        self._databases: LoopBound[_Database] = LoopBound(self._connect, _dispose)
+        self._databases: PerLoop[_Database] = PerLoop(self._connect, _dispose)
 
     def __repr__(self) -> str:
         return f"SQLStore({redact(self.url)!r}, table={self.table.name!r})"

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Literal, TypeAlias
+from typing import Any, Literal, Self, TypeAlias, cast
 
-from resumable._stores import Guard, MemoryStore, Store
+from resumable._loop_thread import LoopBound
+from resumable._stores import (
+    Change,
+    Guard,
+    HasCliLocation,
+    HasKeyLimit,
+    MemoryStore,
+    Store,
+    SupportsAclose,
+    SupportsOpen,
+    SupportsUpdate,
+)
 from resumable.testing._faults import Faults
 
 __all__ = ["FailingStore", "Operation"]
@@ -42,10 +53,22 @@ class FailingStore(Faults):
         operations: Which operations can fail: ``"save"``, ``"delete"``, ``"load"``,
             ``"keys"``.
 
+    It has exactly the capabilities of the store it wraps (`resumable._stores`), as that
+    store's own jobs and the command line find them: an atomic ``update`` (whose read
+    fails as a ``"load"`` and whose write as a ``"save"``), a key limit, a ``--store``
+    location, ``open``/``aclose``, a tie to one event loop. They are those of *inner* when
+    the store is made.
+
     Attributes:
         calls: Calls of the failing operations so far.
         failures: How many of them failed.
     """
+
+    inner: Store
+
+    def __new__(cls, inner: Store | None = None, **options: Any) -> Self:
+        kind: type[FailingStore] = cls
+        return cast("Self", super().__new__(_with_capabilities(kind, _capabilities(inner))))
 
     def __init__(
         self,
@@ -76,12 +99,6 @@ class FailingStore(Faults):
     def __repr__(self) -> str:
         return f"FailingStore({self.inner!r})"
 
-    async def open(self) -> None:
-        """Open the inner store, if it needs opening."""
-        opener = getattr(self.inner, "open", None)
-        if opener is not None:
-            await opener()
-
     async def load(self, key: str) -> bytes | None:
         """Return the inner store's record for *key*, unless this call fails."""
         await self._maybe_fail("load", f" of key {key!r}")
@@ -105,3 +122,81 @@ class FailingStore(Faults):
         """Return the inner store's keys, unless this call fails."""
         await self._maybe_fail("keys", "")
         return await self.inner.keys()
+
+
+class _Updating(FailingStore):
+    async def update(self, key: str, change: Change) -> None:
+        """Update the inner store's record atomically, unless this call fails."""
+        inner = cast("SupportsUpdate", self.inner)
+        await self._maybe_fail("load", f" of key {key!r}")
+        if not self._fails("save"):
+            await inner.update(key, change)
+            return
+        if self.lands:
+            await inner.update(key, change)
+        await self._raise("save", f" of key {key!r}")
+
+
+class _Opening(FailingStore):
+    async def open(self) -> object:
+        """Open the inner store."""
+        return await cast("SupportsOpen", self.inner).open()
+
+
+class _Closing(FailingStore):
+    async def aclose(self) -> None:
+        """Close the inner store."""
+        await cast("SupportsAclose", self.inner).aclose()
+
+
+class _KeyLimited(FailingStore):
+    @property
+    def max_key_length(self) -> int:
+        """The inner store's key limit."""
+        return cast("HasKeyLimit", self.inner).max_key_length
+
+
+class _Located(FailingStore):
+    @property
+    def cli_location(self) -> str | None:
+        """The inner store's ``--store`` location."""
+        return cast("HasCliLocation", self.inner).cli_location
+
+
+class _LoopBound(FailingStore):
+    @property
+    def loop_bound(self) -> bool:
+        """Whether the inner store works only on the loop it was made on."""
+        return cast("LoopBound", self.inner).loop_bound
+
+
+_CAPABILITIES: tuple[tuple[type, type[FailingStore]], ...] = (
+    (SupportsUpdate, _Updating),
+    (SupportsOpen, _Opening),
+    (SupportsAclose, _Closing),
+    (HasKeyLimit, _KeyLimited),
+    (HasCliLocation, _Located),
+    (LoopBound, _LoopBound),
+)
+
+
+def _capabilities(inner: Store | None) -> tuple[type[FailingStore], ...]:
+    return tuple(forward for protocol, forward in _CAPABILITIES if isinstance(inner, protocol))
+
+
+_Kind = tuple[type[FailingStore], tuple[type[FailingStore], ...]]
+_KINDS: dict[_Kind, type[FailingStore]] = {}
+
+
+def _with_capabilities(
+    cls: type[FailingStore], forwards: tuple[type[FailingStore], ...]
+) -> type[FailingStore]:
+    """*cls* with the methods that forward *forwards*' capabilities to the inner store."""
+    missing = tuple(forward for forward in forwards if not issubclass(cls, forward))
+    if not missing:
+        return cls
+    kind = _KINDS.get((cls, missing))
+    if kind is None:
+        namespace = {"__module__": cls.__module__, "__doc__": cls.__doc__}
+        kind = _KINDS[cls, missing] = type(cls.__name__, (*missing, cls), namespace)
+    return kind
