@@ -311,14 +311,14 @@ class Job(Feeding[C]):
 
     async def _finish(self, end: End, *, raising: bool) -> None:
         """The last write of the run: shielded from cancellation and bounded in time."""
-        if end is End.FENCED:
+        status = end.status
+        if status is None:
             return
         loop = asyncio.get_running_loop()
         # Within the run's deadline when a stop set one (a second at least: the process may
         # outlive it), else the usual budget.
         now = loop.time()
         deadline = now + SAVE_TIMEOUT if self._deadline is None else max(self._deadline, now + 1.0)
-        status: Status = end.value
         save = asyncio.ensure_future(self._last_save(end, status, deadline))
         # Whoever ends up waiting for it reports its failure; never asyncio's "never retrieved".
         save.add_done_callback(lambda task: task.cancelled() or task.exception())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from resumable._record import Status
+
 
 class Phase(enum.Enum):
     """Where a run is in its life."""
@@ -17,11 +19,26 @@ class Phase(enum.Enum):
 
 
 class End(enum.Enum):
-    """Why a run ends; each end writes one status last."""
+    """Why a run ends. What its last save writes is `status`, looked up from the end."""
 
-    COMPLETED = "completed"
-    MIGRATED = "running"
-    ABORTED = "aborted"
-    CANCELLED = "aborted"  # noqa: PIE796 - a distinct reason that writes the same status
-    FAILED = "failed"
-    FENCED = "fenced"  # another run owns the key: nothing is written
+    COMPLETED = "completed"  # the work finished
+    MIGRATED = "migrated"  # a migration stopped the work: saved, waiting to be stopped
+    ABORTED = "aborted"  # an abort, a signal, a notice, or a watcher that left early
+    CANCELLED = "cancelled"  # the work was cancelled from outside the run
+    FAILED = "failed"  # the work raised, or the writer failed the run
+    FENCED = "fenced"  # another run owns the key
+
+    @property
+    def status(self) -> Status | None:
+        """The status the run's last save writes (``None``: it writes nothing)."""
+        return _LAST_STATUS[self]
+
+
+_LAST_STATUS: dict[End, Status | None] = {
+    End.COMPLETED: "completed",
+    End.MIGRATED: "running",  # the next run resumes it: it is not over
+    End.ABORTED: "aborted",
+    End.CANCELLED: "aborted",  # the last cursor is kept, as an abort keeps it
+    End.FAILED: "failed",
+    End.FENCED: None,  # the record is the newer run's
+}

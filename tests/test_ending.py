@@ -11,6 +11,7 @@ import pytest
 from helpers import CountingStore, Grab, record_of, wait_until
 
 from resumable import FinishedJobError, MemoryStore, job, resumable
+from resumable._phase import End
 
 
 async def test_migrating_while_the_last_save_is_held_is_ignored():
@@ -148,3 +149,20 @@ async def test_a_decorated_job_with_a_none_default_and_a_plain_annotation_works(
     outcome = await since()
 
     assert when == outcome.cursor
+
+
+def test_each_end_means_one_thing() -> None:
+    """No end is an alias of another; each says what its last save writes. (And the error
+    of a finished job is one of the package's errors, importable from it.)"""
+    expected = {
+        "COMPLETED": "completed",
+        "MIGRATED": "running",
+        "ABORTED": "aborted",
+        "CANCELLED": "aborted",
+        "FAILED": "failed",
+        "FENCED": None,
+    }
+
+    assert expected == {end.name: end.status for end in End}
+    assert "resumable._errors" == FinishedJobError.__module__
+    assert len(End.__members__) == len({end.value for end in End})
