@@ -30,6 +30,7 @@ from resumable._run import Run
 from resumable._sink import JsonLinesSink, Sink
 from resumable._stores import FileStore, Guard, MemoryStore, Store
 from resumable._sync import SyncJob
+from resumable._timing import Timing
 from resumable._triggers import Signals, Trigger
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "StoreError",
     "SyncJob",
     "SyncJobFunction",
+    "Timing",
     "Trigger",
     "Watermark",
     "concurrently",

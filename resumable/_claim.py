@@ -31,6 +31,7 @@ from resumable._record import Record
 from resumable._retry import Conflict, retrying
 from resumable._snapshot import Raw
 from resumable._stores import Change, Store, SupportsOpen, SupportsUpdate, max_key_length
+from resumable._timing import Timing
 
 
 class Writer(Protocol):
@@ -42,6 +43,7 @@ class Writer(Protocol):
     commit: Commit | None
     owner: str
     quarantine: bool
+    timing: Timing
 
     async def load(self) -> bytes | None:
         """Load the key's record bytes."""
@@ -211,6 +213,7 @@ async def _quarantine(writer: Writer, data: bytes, exc: Exception, deadline: flo
         lambda: store.save(aside, data),
         deadline=deadline,
         describe=lambda: f"Moving the record of job {key!r} aside in {store!r}",
+        timing=writer.timing,
     )
     await store.delete(key)
     log.warning(

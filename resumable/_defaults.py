@@ -18,6 +18,8 @@ from resumable._options import Interval, JobOptions
 from resumable._progress import Progress
 from resumable._sink import JsonLinesSink, Sink
 from resumable._stores import FileStore, Store
+from resumable._timing import Timing
+from resumable._timing import default as default_timing
 from resumable._triggers import DrivesPeriodicSaves, Signals, Trigger
 
 DEFAULT_INTERVAL = 10.0
@@ -29,11 +31,12 @@ DEFAULT_DIRECTORY = ".resumable"
 
 @attrs.frozen
 class Surroundings:
-    """The store, triggers and interval a run actually uses."""
+    """The store, triggers, interval and timing a run actually uses."""
 
     store: Store
     triggers: tuple[Trigger, ...]
     interval: float | None
+    timing: Timing
 
 
 def _actor_defaults() -> tuple[Store, list[Trigger]] | None:
@@ -82,7 +85,8 @@ def surroundings(options: JobOptions) -> Surroundings:
         )
     else:
         triggers = options.triggers
-    return Surroundings(store, triggers, _interval(options.interval, triggers))
+    timing = options.timing if options.timing is not None else default_timing()
+    return Surroundings(store, triggers, _interval(options.interval, triggers), timing)
 
 
 def _interval(interval: Interval, triggers: tuple[Trigger, ...]) -> float | None:

@@ -42,7 +42,7 @@ from resumable._stores import Store, check_key
 from resumable._sync import SyncJob
 from resumable._triggers import Detach
 from resumable._work import Work
-from resumable._writer import SAVE_TIMEOUT, Writer
+from resumable._writer import Writer
 
 C = TypeVar("C")
 
@@ -196,6 +196,7 @@ class Job(Feeding[C]):
             where.store,
             self._codec,
             quarantine=self._options.on_corrupt == "quarantine",
+            timing=where.timing,
             commit=self._commit,
         )
         self._snap = Raw(self._codec.raw(self.cursor, "fresh-start"))
@@ -234,7 +235,7 @@ class Job(Feeding[C]):
 
     async def _deliver_pending(self) -> None:
         """Deliver what the record resumed from left pending; a sink failure waits for a save."""
-        deadline = asyncio.get_running_loop().time() + SAVE_TIMEOUT
+        deadline = asyncio.get_running_loop().time() + self._writer.timing.save
         try:
             await self._writer.deliver(deadline)
         except StoreError as exc:
@@ -318,7 +319,8 @@ class Job(Feeding[C]):
         # Within the run's deadline when a stop set one (a second at least: the process may
         # outlive it), else the usual budget.
         now = loop.time()
-        deadline = now + SAVE_TIMEOUT if self._deadline is None else max(self._deadline, now + 1.0)
+        budget = self._writer.timing.save
+        deadline = now + budget if self._deadline is None else max(self._deadline, now + 1.0)
         save = asyncio.ensure_future(self._last_save(end, status, deadline))
         # Whoever ends up waiting for it reports its failure; never asyncio's "never retrieved".
         save.add_done_callback(lambda task: task.cancelled() or task.exception())

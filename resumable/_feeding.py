@@ -15,7 +15,6 @@ from typing import TypeVar
 from resumable._phase import Phase
 from resumable._snapshot import Raw, immutable
 from resumable._stops import Stops
-from resumable._writer import SAVE_TIMEOUT
 
 C = TypeVar("C")
 
@@ -74,7 +73,7 @@ class Feeding(Stops[C]):
         self.advance(cursor)
         snapshot = self._latest()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + SAVE_TIMEOUT
+        deadline = loop.time() + self._writer.timing.save
         if self._deadline is not None:
             deadline = min(deadline, max(self._deadline, loop.time() + 0.1))
         await self._writer.urgent(self._latest, "running", deadline)

@@ -18,6 +18,7 @@ from resumable._codec import Codec, Upgrade, make_converter
 from resumable._errors import InvalidOptionError
 from resumable._sink import Sink
 from resumable._stores import Store
+from resumable._timing import Timing
 from resumable._triggers import Trigger
 
 OnCorrupt: TypeAlias = Literal["raise", "quarantine"]
@@ -70,6 +71,13 @@ def _sink(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         )
 
 
+def _timing(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, Timing):
+        raise InvalidOptionError(
+            f"timing= must be a Timing (such as Timing(save=30.0)) or None, not {value!r}"
+        )
+
+
 def _converter(value: cattrs.Converter | None) -> cattrs.Converter:
     return make_converter() if value is None else value
 
@@ -104,6 +112,7 @@ class Options(TypedDict, total=False):
     max_size: int
     grace: float
     sink: Sink | None
+    timing: Timing | None
 
 
 @attrs.frozen(kw_only=True)
@@ -132,6 +141,9 @@ class JobOptions:
         sink: Where the outputs pushed into the job's outbox go. Default, once the outbox
             is used: the Actor's default dataset inside ``async with Actor:``, else
             ``JsonLinesSink(".resumable/<key>.jsonl")``.
+        timing: How long the run's store calls keep retrying, and the waits in between
+            (`Timing`). Default: ``Timing()`` (a save retries for 10 s), or the fast
+            timing that `resumable.testing.fast_timing` switches tests to.
     """
 
     store: Store | None = None
@@ -146,6 +158,7 @@ class JobOptions:
     max_size: int = attrs.field(default=1024 * 1024, validator=_positive_count)
     grace: float = attrs.field(default=DEFAULT_GRACE, validator=_seconds(allow_zero=True))
     sink: Sink | None = attrs.field(default=None, validator=_sink)
+    timing: Timing | None = attrs.field(default=None, validator=_timing)
 
     @classmethod
     def of(cls, where: str, options: Options) -> JobOptions:

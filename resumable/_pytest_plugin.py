@@ -5,6 +5,10 @@
 ``failing_store``
     A factory of `resumable.testing.FailingStore`: ``failing_store(first=2)`` wraps the test's
     ``memory_store`` (pass ``inner=`` for another store) and takes the same options.
+``resumable_fast_timing``
+    Inside the test, jobs retry a failing store for one second instead of ten, with a
+    millisecond between attempts (`resumable.testing.fast_timing`); it yields the
+    `resumable.Timing` they get.
 ``platform_events``
     A started `resumable.testing.PlatformEvents`: the Apify platform's events websocket on
     127.0.0.1, to send a real Actor ``migrating``, ``aborting`` or ``persistState``. Skipped
@@ -21,14 +25,14 @@ test runs that do not use it.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from resumable import MemoryStore
+    from resumable import MemoryStore, Timing
     from resumable.testing import ActorProcess, FailingStore, PlatformEvents
 
 try:
@@ -55,6 +59,15 @@ def failing_store(memory_store: MemoryStore) -> Callable[..., FailingStore]:
     from resumable.testing import FailingStore  # noqa: PLC0415 - see memory_store
 
     return functools.partial(FailingStore, inner=memory_store)
+
+
+@pytest.fixture
+def resumable_fast_timing() -> Iterator[Timing]:
+    """Make the jobs that start in the test retry fast (`resumable.testing.fast_timing`)."""
+    from resumable.testing import fast_timing  # noqa: PLC0415 - see memory_store
+
+    with fast_timing() as timing:
+        yield timing
 
 
 @_async_fixture

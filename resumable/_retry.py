@@ -16,11 +16,9 @@ import tenacity
 from resumable._errors import ResumableError, StoreError
 from resumable._redact import redact
 from resumable._stores._base import CredentialsRefusedError
+from resumable._timing import Timing, default
 
 T = TypeVar("T")
-
-BACKOFF = tenacity.wait_exponential(multiplier=0.02, max=1.0) + tenacity.wait_random(0, 0.02)
-"""Between attempts: 20 ms doubling up to 1 s, with jitter so that runs do not march in step."""
 
 
 class Conflict(Exception):  # noqa: N818 - a signal between two of our functions, not an error
@@ -100,6 +98,7 @@ async def retrying(
     refused_for: float | None = None,
     error: type[StoreError] = StoreError,
     advice: str | None = None,
+    timing: Timing | None = None,
 ) -> T:
     """Run *operation* until it succeeds or the loop's clock passes *deadline*.
 
@@ -115,6 +114,8 @@ async def retrying(
         error: What to raise when it still failed (a sink's failure is a `SinkError`).
         advice: What the error tells the user to do, after what happened; by default that
             the previous record is unchanged, and what to check about the store.
+        timing: Whose backoff waits between attempts (the run's); by default the default
+            timing's (`resumable._timing`).
 
     Raises:
         StoreError: It still failed (an *error*); the last failure is chained. Its message
@@ -125,7 +126,7 @@ async def retrying(
     refused_until = None if refused_for is None else began + refused_for
     retry = tenacity.AsyncRetrying(
         stop=_Stop(deadline, refused_until),
-        wait=BACKOFF,
+        wait=(timing or default()).waits(),
         retry=tenacity.retry_if_exception(transient),
         reraise=True,
     )

@@ -20,8 +20,9 @@ from resumable._options import JobOptions
 from resumable._outbox import Outbox
 from resumable._phase import End, Phase
 from resumable._record import Status
+from resumable._timing import Timing
 from resumable._work import Work
-from resumable._writer import SAVE_TIMEOUT, Writer
+from resumable._writer import Writer
 
 C = TypeVar("C")
 
@@ -173,9 +174,20 @@ class Stops(Generic[C]):
         """
         if self._phase is Phase.DONE or self._phase is Phase.NEW:
             raise self._unusable("save()")
-        deadline = asyncio.get_running_loop().time() + (timeout or SAVE_TIMEOUT)
+        deadline = asyncio.get_running_loop().time() + (timeout or self._writer.timing.save)
         await self._writer.urgent(self._latest, "running", deadline)
         await self._writer.deliver(deadline)
+
+    @property
+    def timing(self) -> Timing:
+        """The run's budgets and backoff (its options' ``timing``, or the default one).
+
+        Raises:
+            FinishedJobError: The run has not started.
+        """
+        if self._phase is Phase.NEW:
+            raise self._unusable("timing")
+        return self._writer.timing
 
     @property
     def deadline(self) -> float | None:
@@ -219,7 +231,10 @@ class Stops(Generic[C]):
         run resumes from the saved cursor. A failure is logged, not raised: the caller is an
         event handler with nobody to raise to.
         """
-        budget = timeout if timeout is not None else SAVE_TIMEOUT
+        if self._phase is Phase.NEW:
+            log.info("job %r: migrating, but the run has not started", self.key)
+            return
+        budget = timeout if timeout is not None else self._writer.timing.save
         if self._phase not in (Phase.RUNNING, Phase.STOPPING):
             if self._end is End.MIGRATED and self._phase is not Phase.DONE:
                 self._narrow_deadline(budget)
@@ -241,7 +256,7 @@ class Stops(Generic[C]):
         """Persist, stop the work (after its grace) and end the run ``"aborted"``.
 
         A second abort cuts the work in flight at once. *budget* bounds the saves in
-        seconds (default: ``SAVE_TIMEOUT``).
+        seconds (default: the run's ``timing.save``).
         """
         if self._phase in (Phase.NEW, Phase.DONE) or self._failure is not None:
             return
@@ -256,7 +271,7 @@ class Stops(Generic[C]):
         if self._phase is Phase.CLOSING:
             return  # the run is ending already: its last write says how
         loop = asyncio.get_running_loop()
-        total = budget if budget is not None else SAVE_TIMEOUT
+        total = budget if budget is not None else self._writer.timing.save
         deadline = self._narrow_deadline(total)
         log.info("job %r: %s, saving cursor %r and stopping", self.key, reason, self.cursor)
         await self._urgent("aborted", max(0.0, deadline - loop.time()), "on abort")

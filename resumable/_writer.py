@@ -29,25 +29,16 @@ from resumable._errors import CursorTypeError, ResumableError, SinkError, StoreE
 from resumable._record import Record, Status, owner_id
 from resumable._retry import retrying
 from resumable._stores import Store
+from resumable._timing import Timing
 
 log = logging.getLogger("resumable")
-
-SAVE_TIMEOUT = 10.0
-"""How long one save keeps retrying a failing store before giving up."""
-
-CLAIM_TIMEOUT = 10.0
-"""How long taking ownership of a key at start keeps retrying (an older run may be busy)."""
-
-CLAIM_REFUSED_TIMEOUT = 3.0
-"""How long taking ownership keeps retrying a store whose connections are refused: long
-enough for a server that restarts (or a sidecar that starts beside the job), short enough
-that a wrong address is reported at once. Saves later in a run keep their whole budget."""
 
 
 class Writer:
     """Every store call of one run of one key.
 
     Attributes:
+        timing: The run's budgets and backoff, which bound its every store call.
         seq: The ``seq`` of the latest write.
         generation: The claim generation this run holds.
         saves: Writes made.
@@ -62,10 +53,12 @@ class Writer:
         codec: Codec[Any],
         *,
         quarantine: bool,
+        timing: Timing,
         commit: Commit | None = None,
     ) -> None:
         self.key = key
         self.store = store
+        self.timing = timing
         self.codec = codec
         self.commit = commit
         self.quarantine = quarantine
@@ -111,12 +104,14 @@ class Writer:
         Returns:
             The record the run resumes from, or ``None`` on a fresh start.
         """
-        deadline = asyncio.get_running_loop().time() + CLAIM_TIMEOUT
+        timing = self.timing
+        deadline = asyncio.get_running_loop().time() + timing.claim
         taken = await retrying(
             lambda: take_over(self, fresh, deadline),
             deadline=deadline,
             describe=lambda: f"Taking ownership of job {self.key!r} in {self.store!r}",
-            refused_for=CLAIM_REFUSED_TIMEOUT,
+            refused_for=timing.claim_refused,
+            timing=timing,
         )
         self.seq, self.generation, self.saves = taken.seq, taken.generation, self.saves + 1
         self.persisted, self.status = taken.snapshot, "running"
@@ -183,6 +178,7 @@ class Writer:
             lambda: self.store.save(self.key, data, guard=self._guard),
             deadline=deadline,
             describe=lambda: f"Saving the state of job {self.key!r} in {self.store!r}",
+            timing=self.timing,
         )
         self.saves, self.persisted, self.status = self.saves + 1, snapshot, status
         log.debug("job %r: saved seq %d (%s)", self.key, seq, status)
@@ -231,7 +227,7 @@ class Writer:
         goes on while the run ends (the last save delivers too, within the stop's budget).
         """
         if self.commit is not None:
-            self.commit.deliver_later(SAVE_TIMEOUT, self._report)
+            self.commit.deliver_later(self.timing.save, self._report)
 
     def _report(self, exc: Exception) -> bool:
         """Log a failure the next save may get past; fail the run on any other (``True``)."""
@@ -258,6 +254,7 @@ class Writer:
             self.load,
             deadline=deadline,
             describe=lambda: f"Checking the ownership of job {self.key!r} in {self.store!r}",
+            timing=self.timing,
         )
         self._guard(current)
 
@@ -352,7 +349,7 @@ class Writer:
             await self._quiet.wait()
             if self._closed:
                 return
-            deadline = loop.time() + SAVE_TIMEOUT
+            deadline = loop.time() + self.timing.save
             try:
                 await self._routine_write(latest, deadline)
                 # Outside the write's scope, and with the writer idle: an urgent save goes

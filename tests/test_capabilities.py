@@ -24,7 +24,7 @@ from resumable._stores import (
     check_key,
     max_key_length,
 )
-from resumable.testing import FailingStore
+from resumable.testing import FailingStore, fast_timing
 
 CAPABILITIES = (SupportsUpdate, SupportsOpen, SupportsAclose, HasKeyLimit, HasCliLocation)
 
@@ -182,7 +182,7 @@ async def test_a_store_that_cannot_be_opened_fails_the_start() -> None:
     says so, within the claim's budget for refused connections."""
     store = Connected(refuse=True)
 
-    with pytest.raises(StoreError, match="refused") as caught:
+    with fast_timing(claim_refused=0.05), pytest.raises(StoreError, match="refused") as caught:
         async with job("unreachable", cursor=0, store=store, triggers=[]):
             pass
 

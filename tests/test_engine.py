@@ -22,6 +22,7 @@ from resumable import (
 )
 from resumable._envelope import parse
 from resumable._phase import Phase
+from resumable.testing import fast_timing
 
 
 def cursors_of(store: CountingStore) -> list[object]:
@@ -241,16 +242,16 @@ async def test_a_store_that_never_recovers_raises_store_error_with_the_cause(
     monkeypatch: pytest.MonkeyPatch,
 ):
     """After its retries, a failing save raises StoreError naming the key and store."""
-    monkeypatch.setattr("resumable._engine.SAVE_TIMEOUT", 0.2)
-    store = MemoryStore()
-    cause = OSError(28, "No space left on device")
-    with pytest.raises(StoreError, match=r"'broken'.*MemoryStore.*No space left") as caught:
-        async with job("broken", cursor=0, store=store, triggers=[]) as j:
-            j.advance(1)
-            monkeypatch.setattr(store, "save", _failing(cause))
+    with fast_timing(save=0.2):
+        store = MemoryStore()
+        cause = OSError(28, "No space left on device")
+        with pytest.raises(StoreError, match=r"'broken'.*MemoryStore.*No space left") as caught:
+            async with job("broken", cursor=0, store=store, triggers=[]) as j:
+                j.advance(1)
+                monkeypatch.setattr(store, "save", _failing(cause))
 
-    assert cause is caught.value.__cause__
-    assert 0 == parse(await store.load("broken") or b"", "broken", store)["cursor"]
+        assert cause is caught.value.__cause__
+        assert 0 == parse(await store.load("broken") or b"", "broken", store)["cursor"]
 
 
 def _failing(error: Exception):
@@ -264,15 +265,15 @@ async def test_a_failing_final_write_does_not_hide_the_job_error(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ):
     """When the job raised and the last write fails too, the job's error propagates."""
-    monkeypatch.setattr("resumable._engine.SAVE_TIMEOUT", 0.1)
-    store = MemoryStore()
-    with pytest.raises(ZeroDivisionError):
-        async with job("both", cursor=0, store=store, triggers=[]) as j:
-            monkeypatch.setattr(store, "save", _failing(ConnectionError("down")))
-            j.advance(1)
-            1 / 0  # noqa: B018 - the job's own failure
+    with fast_timing(save=0.1):
+        store = MemoryStore()
+        with pytest.raises(ZeroDivisionError):
+            async with job("both", cursor=0, store=store, triggers=[]) as j:
+                monkeypatch.setattr(store, "save", _failing(ConnectionError("down")))
+                j.advance(1)
+                1 / 0  # noqa: B018 - the job's own failure
 
-    assert "could not write its final state" in caplog.text
+        assert "could not write its final state" in caplog.text
 
 
 async def test_migrate_persists_at_once_and_stops_pulling_items():

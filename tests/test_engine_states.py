@@ -14,6 +14,7 @@ changed, at most one write is in flight, and each way of ending leaves its statu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -21,7 +22,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import tenacity
 from helpers import Grab, VirtualTimeLoop
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -33,14 +33,10 @@ from hypothesis.stateful import (
     rule,
 )
 
-import resumable._engine as engine
-import resumable._retry as retry
-import resumable._stops as stops
-import resumable._writer as writer
 from resumable import Job, StoreError, job, resumable
 from resumable._phase import Phase
 from resumable._stores import Guard
-from resumable.testing import FailingStore
+from resumable.testing import FailingStore, fast_timing
 
 KEY = "machine"
 
@@ -91,10 +87,9 @@ class EngineMachine(RuleBasedStateMachine):
         # Virtual time: a budget passes only when the loop has nothing else to do, so what
         # lands before which deadline follows from the order of the work, not the load.
         self.loop = VirtualTimeLoop()
-        self.saved_constants = (engine.SAVE_TIMEOUT, retry.BACKOFF)
         # Retry fast and give up soon, so a broken store costs milliseconds, not seconds.
-        engine.SAVE_TIMEOUT = stops.SAVE_TIMEOUT = writer.SAVE_TIMEOUT = 0.05
-        retry.BACKOFF = tenacity.wait_fixed(0.001)  # type: ignore[assignment]
+        self.timing = contextlib.ExitStack()
+        self.timing.enter_context(fast_timing(save=0.05))
         self.failing = FailingStore()
         self.probe = ProbeStore(self.failing)
         self.commands: asyncio.Queue[str] = asyncio.Queue()
@@ -129,8 +124,7 @@ class EngineMachine(RuleBasedStateMachine):
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         finally:
             self.loop.close()
-            engine.SAVE_TIMEOUT, retry.BACKOFF = self.saved_constants
-            writer.SAVE_TIMEOUT = stops.SAVE_TIMEOUT = engine.SAVE_TIMEOUT
+            self.timing.close()
 
     # -- driving --------------------------------------------------------------------------------
 

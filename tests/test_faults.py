@@ -24,7 +24,7 @@ import pytest
 
 from resumable import FileStore, StoreError, job
 from resumable._envelope import parse
-from resumable.testing import FailingStore
+from resumable.testing import FailingStore, fast_timing
 
 CHILD = Path(__file__).with_name("fault_child.py")
 KEY = "k"
@@ -326,24 +326,22 @@ async def test_two_processes_racing_for_a_key_never_lose_the_newer_progress(
 # -- a store that hangs -----------------------------------------------------------------------
 
 
-async def test_the_last_save_is_bounded_in_time_when_the_store_hangs(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_the_last_save_is_bounded_in_time_when_the_store_hangs() -> None:
     """A store that stops answering cannot hold a job's exit past the save timeout.
 
     House style: "the last save is shielded and bounded in time" — a pod's grace period,
     or a migration's, is seconds long.
     """
-    monkeypatch.setattr("resumable._engine.SAVE_TIMEOUT", 0.2)
-    store = FailingStore()
-    try:
-        async with asyncio.timeout(1.5):
-            with pytest.raises(StoreError):
-                async with job(KEY, cursor=0, store=store, triggers=[], interval=None) as j:
-                    j.advance(1)
-                    store.forever, store.delay = True, 3600.0
-    finally:
-        stuck = asyncio.all_tasks() - {asyncio.current_task()}
-        for task in stuck:
-            task.cancel()
-        await asyncio.gather(*stuck, return_exceptions=True)
+    with fast_timing(save=0.2):
+        store = FailingStore()
+        try:
+            async with asyncio.timeout(1.5):
+                with pytest.raises(StoreError):
+                    async with job(KEY, cursor=0, store=store, triggers=[], interval=None) as j:
+                        j.advance(1)
+                        store.forever, store.delay = True, 3600.0
+        finally:
+            stuck = asyncio.all_tasks() - {asyncio.current_task()}
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)

@@ -38,7 +38,7 @@ from resumable import (
     resumable,
 )
 from resumable._outbox import ITEMS_PER_SAVE
-from resumable.testing import FailingSink, MemorySink, assert_resumes
+from resumable.testing import FailingSink, MemorySink, assert_resumes, fast_timing
 
 
 def lines(path: Path) -> list[Any]:
@@ -272,7 +272,8 @@ async def test_an_owner_busy_saving_cannot_hold_off_a_run_taking_over():
             await old.save()
 
     assert 1 == resumed_at
-    assert refused and {"StaleWriterError"} == set(refused)
+    assert refused
+    assert {"StaleWriterError"} == set(refused)
     assert ["old-1", "new-2"] == sink.items
 
 
@@ -574,30 +575,30 @@ async def test_an_append_that_landed_halfway_is_completed_with_what_is_missing()
     assert (list(range(6)), [3, 3]) == (sink.items, sink.appends)
 
 
-async def test_a_failing_sink_is_reported_as_the_sinks_failure(monkeypatch: pytest.MonkeyPatch):
+async def test_a_failing_sink_is_reported_as_the_sinks_failure():
     """A sink that stays down fails the run with a SinkError that names the sink and says
     the record holds the outputs, never that the store is unreachable; a later run with the
     sink back delivers them once."""
-    monkeypatch.setattr("resumable._engine.SAVE_TIMEOUT", 0.2)
-    store, sink = MemoryStore(), FailingSink(forever=True, error=OSError("the disk is gone"))
-    with pytest.raises(SinkError) as caught:
-        async with job("down", 0, store=store, sink=sink, triggers=[], interval=None) as j:
-            j.out.extend(["a", "b"])
-            j.advance(1)
-    record = json.loads(await store.load("down") or b"{}")
-    sink.forever = False
-    async with job("down", 0, store=store, sink=sink, triggers=[], interval=None):
-        pass
-    message = str(caught.value)
+    with fast_timing(save=0.2):
+        store, sink = MemoryStore(), FailingSink(forever=True, error=OSError("the disk is gone"))
+        with pytest.raises(SinkError) as caught:
+            async with job("down", 0, store=store, sink=sink, triggers=[], interval=None) as j:
+                j.out.extend(["a", "b"])
+                j.advance(1)
+        record = json.loads(await store.load("down") or b"{}")
+        sink.forever = False
+        async with job("down", 0, store=store, sink=sink, triggers=[], interval=None):
+            pass
+        message = str(caught.value)
 
-    assert isinstance(caught.value, StoreError)
-    assert "to FailingSink(MemorySink(<0 items>))" in message
-    assert "'down'" in message
-    assert "OSError: the disk is gone" in message
-    assert "The sink failed, not the store" in message
-    assert "store is reachable" not in message
-    assert ("completed", ["a", "b"]) == (record["status"], record["outbox"]["pending"])
-    assert ["a", "b"] == await sink.inner.read(0, 10)
+        assert isinstance(caught.value, StoreError)
+        assert "to FailingSink(MemorySink(<0 items>))" in message
+        assert "'down'" in message
+        assert "OSError: the disk is gone" in message
+        assert "The sink failed, not the store" in message
+        assert "store is reachable" not in message
+        assert ("completed", ["a", "b"]) == (record["status"], record["outbox"]["pending"])
+        assert ["a", "b"] == await sink.inner.read(0, 10)
 
 
 # -- pushing after the run ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ from helpers import AppendOnly, Grab, HangingStore, record_of, wait_until
 
 from resumable import CursorTypeError, MemoryStore, Outbox, Outcome, StoreError, job, resumable
 from resumable._stores import Guard
-from resumable.testing import FailingSink, MemorySink
+from resumable.testing import FailingSink, MemorySink, fast_timing
 
 
 async def _numbers(grab: Grab, store: MemoryStore, key: str) -> asyncio.Future[object]:
@@ -328,56 +328,52 @@ class Sizes(MemoryStore):
         await super().save(key, data, guard=guard)
 
 
-async def test_a_sink_that_stays_down_holds_the_job_back_instead_of_overfilling_records(
-    monkeypatch: pytest.MonkeyPatch,
-):
+async def test_a_sink_that_stays_down_holds_the_job_back_instead_of_overfilling_records():
     """While the sink is down, what the records hold undelivered counts toward the outbox's
     bound: the job waits at its cursors instead of piling outputs into records until one is
     over max_size, and once the sink is back every output lands once."""
-    monkeypatch.setattr("resumable._writer.SAVE_TIMEOUT", 0.05)
-    sink, store = FailingSink(forever=True), Sizes()
+    with fast_timing(save=0.05):
+        sink, store = FailingSink(forever=True), Sizes()
 
-    @resumable(key="down", store=store, sink=sink, triggers=[], interval=None, max_size=64_000)
-    async def export(*, cursor: int = 0, out: Outbox[dict[str, Any]]) -> AsyncIterator[int]:
-        for i in range(cursor, 5_000):
-            out.push({"n": i, "pad": "x" * 40})
-            yield i + 1
+        @resumable(key="down", store=store, sink=sink, triggers=[], interval=None, max_size=64_000)
+        async def export(*, cursor: int = 0, out: Outbox[dict[str, Any]]) -> AsyncIterator[int]:
+            for i in range(cursor, 5_000):
+                out.push({"n": i, "pad": "x" * 40})
+                yield i + 1
 
-    run = asyncio.ensure_future(export())
-    await wait_until(lambda: sink.failures >= 20 or run.done(), timeout=30)
-    sink.forever = False
-    outcome = await run
+        run = asyncio.ensure_future(export())
+        await wait_until(lambda: sink.failures >= 20 or run.done(), timeout=30)
+        sink.forever = False
+        outcome = await run
 
-    assert store.largest <= 64_000
-    assert list(range(5_000)) == [item["n"] for item in sink.inner.items]  # type: ignore[attr-defined]
-    assert 5_000 == outcome.outputs
+        assert store.largest <= 64_000
+        assert list(range(5_000)) == [item["n"] for item in sink.inner.items]  # type: ignore[attr-defined]
+        assert 5_000 == outcome.outputs
 
 
-async def test_a_stop_while_the_job_waits_for_a_save_pulls_no_more_work(
-    monkeypatch: pytest.MonkeyPatch,
-):
+async def test_a_stop_while_the_job_waits_for_a_save_pulls_no_more_work():
     """The job waits at a full outbox behind a hung delivery when `migrating` comes: once the
     wait ends it leaves, without starting another item the platform would throw away."""
-    monkeypatch.setattr("resumable._writer.SAVE_TIMEOUT", 0.5)
-    sink, grab, started = StuckSink(), Grab(), []
+    with fast_timing(save=0.5):
+        sink, grab, started = StuckSink(), Grab(), []
 
-    @resumable(key="held", store=MemoryStore(), sink=sink, triggers=[grab], interval=None)
-    async def export(*, cursor: int = 0, out: Outbox[dict[str, Any]]) -> AsyncIterator[int]:
-        for i in range(cursor, 10_000_000):
-            started.append(i)
-            out.push({"n": i})
-            yield i + 1
+        @resumable(key="held", store=MemoryStore(), sink=sink, triggers=[grab], interval=None)
+        async def export(*, cursor: int = 0, out: Outbox[dict[str, Any]]) -> AsyncIterator[int]:
+            for i in range(cursor, 10_000_000):
+                started.append(i)
+                out.push({"n": i})
+                yield i + 1
 
-    sink.gate.clear()
-    run = asyncio.ensure_future(export())
-    controls: Any = await grab.job()
-    # The outbox is full only where the job waits for a save: it has pushed all it can.
-    await wait_until(lambda: sink.in_flight > 0 and controls._outbox.full)
-    await controls.migrate(timeout=30)
-    before = len(started)
-    await controls.abort("the platform stops the process")
-    sink.gate.set()
-    outcome = await run
+        sink.gate.clear()
+        run = asyncio.ensure_future(export())
+        controls: Any = await grab.job()
+        # The outbox is full only where the job waits for a save: it has pushed all it can.
+        await wait_until(lambda: sink.in_flight > 0 and controls._outbox.full)
+        await controls.migrate(timeout=30)
+        before = len(started)
+        await controls.abort("the platform stops the process")
+        sink.gate.set()
+        outcome = await run
 
-    assert before == len(started)
-    assert list(range(outcome.cursor)) == [item["n"] for item in sink.items]
+        assert before == len(started)
+        assert list(range(outcome.cursor)) == [item["n"] for item in sink.items]

@@ -36,7 +36,6 @@ from resumable._job import job
 from resumable._record import Outcome
 from resumable._stores import Store
 from resumable._triggers import Trigger
-from resumable._writer import SAVE_TIMEOUT
 from resumable.apify._charges import Asked
 from resumable.apify._sdk_crawler import (
     add_requests_of,
@@ -143,9 +142,10 @@ class ExactlyOnce:
                 j.store,
                 datasets=lambda i, n, a: crawler.get_dataset(id=i, name=n, alias=a),
                 stores=lambda i, n, a: crawler.get_key_value_store(id=i, name=n, alias=a),
+                timing=j.timing,
             )
             loop = asyncio.get_running_loop()
-            await journal.resume(j.cursor, loop.time() + SAVE_TIMEOUT)
+            await journal.resume(j.cursor, loop.time() + j.timing.save)
             await _forget_handled(journal, manager)
             group = GroupCommit(
                 j,

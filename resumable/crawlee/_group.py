@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from resumable._errors import ResumableError, StoreError
-from resumable._writer import SAVE_TIMEOUT
+from resumable._timing import Timing
 from resumable.crawlee._journal import Finished, Journal
 
 log = logging.getLogger("resumable")
@@ -42,6 +42,11 @@ class Committing(Protocol):
     @property
     def deadline(self) -> float | None:
         """The loop time by which a stop's saves must land, if a stop set one."""
+        ...
+
+    @property
+    def timing(self) -> Timing:
+        """The run's budgets: a delivery without a stop's deadline gets its save budget."""
         ...
 
     async def commit(self, cursor: Any) -> bool:
@@ -162,7 +167,7 @@ class GroupCommit:
         self.groups += 1
         journal.landed(proposal)
         loop = asyncio.get_running_loop()
-        deadline = self._job.deadline or loop.time() + SAVE_TIMEOUT
+        deadline = self._job.deadline or loop.time() + self._job.timing.save
         try:
             await journal.deliver(max(deadline, loop.time() + 0.1))
         except ResumableError as exc:

@@ -40,7 +40,7 @@ import cattrs
 from resumable._commit import Commit, Draft
 from resumable._errors import CorruptStateError, CursorTypeError, ResumableError, StoreError
 from resumable._outbox import Outbox, decode_json, encode_json
-from resumable._writer import SAVE_TIMEOUT
+from resumable._timing import Timing
 from resumable.apify._charges import Asked, Ledger
 from resumable.apify._dataset_sink import DatasetSink
 
@@ -127,11 +127,15 @@ class Journal:
         store: The job's store (named in errors).
         datasets: Opens a dataset by (id, name, alias), as the crawler does.
         stores: Opens a key-value store by (id, name, alias), as the crawler does.
+        timing: The job's budgets (`resumable._timing`).
     """
 
-    def __init__(self, key: str, store: object, datasets: Any, stores: Any) -> None:
+    def __init__(
+        self, key: str, store: object, datasets: Any, stores: Any, *, timing: Timing
+    ) -> None:
         self.key = key
         self.store = store
+        self.timing = timing
         self.ledger = Ledger(key)
         self.finished = 0
         self.failed = 0
@@ -205,7 +209,7 @@ class Journal:
 
     async def propose(self, group: Sequence[Finished]) -> Proposal:
         """The next version of the journal: what it holds now, and *group*."""
-        deadline = asyncio.get_running_loop().time() + SAVE_TIMEOUT
+        deadline = asyncio.get_running_loop().time() + self.timing.save
         for finished in group:
             for where, items in finished.items:
                 (await self._channel(where, deadline)).box.extend(items)

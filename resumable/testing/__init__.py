@@ -3,12 +3,13 @@
 `assert_resumes` crashes a job at every yield (or a sample of them), resumes it, and checks
 that it carries on exactly where the uninterrupted run went. `FailingStore` wraps a store and
 makes it fail on purpose, to test what a job does when its store is down; `FailingSink` does
-the same to a sink (by default a `MemorySink`, which keeps a list). The pytest plugin
-that installing resumable registers offers the ``memory_store`` and ``failing_store``
-fixtures. `AwsMetadata`, `GcpMetadata` and `AzureMetadata` are stand-ins of the
-clouds' metadata services on 127.0.0.1, speaking each one's protocol, to test a job's
-`resumable.cloud.PreemptionNotice` without a cloud (`BlackHole` is an address that never
-answers).
+the same to a sink (by default a `MemorySink`, which keeps a list); inside `fast_timing`
+jobs give up on a failing store within a second instead of ten. The pytest plugin that
+installing resumable registers offers the ``memory_store``, ``failing_store`` and
+``resumable_fast_timing`` fixtures. `AwsMetadata`, `GcpMetadata` and `AzureMetadata` are
+stand-ins of the clouds' metadata services on 127.0.0.1, speaking each one's protocol, to
+test a job's `resumable.cloud.PreemptionNotice` without a cloud (`BlackHole` is an address
+that never answers).
 
 With the ``apify`` extra installed, `ActorProcess` runs your unmodified Actor in a child
 process against `PlatformEvents` (a stand-in of the Apify platform's events websocket on
@@ -29,6 +30,7 @@ from resumable.testing._cloud import (
 )
 from resumable.testing._failing_sink import FailingSink, MemorySink, SinkOperation
 from resumable.testing._failing_store import FailingStore, Operation
+from resumable.testing._fast_timing import fast_timing
 
 try:
     from resumable.testing._actor import ActorProcess
@@ -51,6 +53,7 @@ __all__ = [
     "Operation",
     "SinkOperation",
     "assert_resumes",
+    "fast_timing",
 ]
 if _HAVE_PLATFORM:
     __all__ += ["ActorProcess", "PlatformEvents", "use_stand_in"]
