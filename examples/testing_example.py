@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 
-from resumable import resumable
-from resumable.testing import FailingStore, assert_resumes
+from resumable import StoreError, resumable
+from resumable.testing import FailingStore, assert_resumes, fast_timing
 
 # Not needed under asyncio_mode = "auto".
 pytestmark = pytest.mark.asyncio
@@ -83,3 +83,15 @@ async def test_copy_rows_rides_out_a_flaky_store(
     assert expected == (record.cursor, record.status)
     assert list(SOURCE) == sink.rows
     assert store.failures > 0
+
+
+async def test_copy_rows_gives_up_on_a_store_that_stays_down() -> None:
+    """A store that never answers fails the run with StoreError: within a second, not ten,
+    under fast_timing()."""
+    store = FailingStore(forever=True)
+    dead_copy = copy_rows.with_options(store=store)
+
+    with fast_timing(), pytest.raises(StoreError, match="ConnectionError"):
+        await dead_copy(SOURCE, Sink())
+
+    assert store.failures > 1  # retried, a millisecond apart
