@@ -65,7 +65,11 @@ def test_a_run_out_of_budget_stops_with_the_rest_pending_and_a_resurrection_deli
     assert "resurrect the run" in first.stderr
     assert [0, 1, 2, 3, 4] == stored
     assert "failed" == record["status"]
-    assert record["outbox"]["delivered"] == 5
-    assert [{"n": n} for n in range(5, record["cursor"])] == record["outbox"]["pending"]
+    # The record accounts for every item: the dataset's up to its count, the rest pending.
+    # When the budget cut a push of several items, the push raised after storing item 4, and
+    # the record may still hold it pending: the next run reads the dataset back first.
+    delivered = record["outbox"]["delivered"]
+    assert delivered in (4, 5)
+    assert [{"n": n} for n in range(delivered, record["cursor"])] == record["outbox"]["pending"]
     assert 0 == second.returncode, second.stderr
     assert list(range(8)) == items(tmp_path)
