@@ -44,6 +44,19 @@ def read_until(child: subprocess.Popen[str], marker: str) -> list[str]:
     raise AssertionError(f"child ended before {marker}: {lines}")
 
 
+def interrupt_until_it_exits(
+    child: subprocess.Popen[str], *, tries: int, wait: float
+) -> tuple[str, str]:
+    """SIGINT *child* until it exits (*wait* seconds after each); its stdout and stderr."""
+    for _ in range(tries):
+        child.send_signal(signal.SIGINT)
+        try:
+            return child.communicate(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    raise AssertionError(f"{tries} SIGINTs {wait} s apart did not end the child")
+
+
 @pytest.mark.slow
 @pytest.mark.soak
 @pytest.mark.timeout(240)
@@ -126,13 +139,8 @@ def test_a_second_sigint_interrupts_a_job_stuck_past_its_grace(tmp_path: Path):
     read_until(child, "STUCK")
     child.send_signal(signal.SIGINT)
     read_until(child, "cancelling it")
-    for _ in range(5):  # the abort ends just after its log line: ask again until it has
-        child.send_signal(signal.SIGINT)
-        try:
-            out, err = child.communicate(timeout=5)
-            break
-        except subprocess.TimeoutExpired:
-            continue
+    # The abort ends just after its log line: ask again until it has.
+    out, err = interrupt_until_it_exits(child, tries=5, wait=5)
     record = json.loads((tmp_path / "state" / "child.json").read_text())
 
     assert 0 != child.returncode
@@ -156,15 +164,7 @@ def test_a_second_sigint_once_the_abort_has_saved_interrupts_a_plain_job_at_once
         poll(lambda: json.loads(record_file.read_text())["status"] == "aborted", 60)
         # The record lands a moment before the run counts its abort as saved; a SIGINT in
         # between is ignored, as one before the save is. Ask again, well within the grace.
-        for _ in range(8):
-            child.send_signal(signal.SIGINT)
-            try:
-                out, err = child.communicate(timeout=3)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        else:
-            raise AssertionError("no SIGINT after the save interrupted the stuck step")
+        out, err = interrupt_until_it_exits(child, tries=8, wait=3)
     finally:
         if child.poll() is None:
             child.kill()
