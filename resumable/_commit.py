@@ -246,7 +246,11 @@ class Commit:
         start, texts = self._delivered or 0, self._pending
         self._unsure = True
         try:
-            await self.sink.append(decode_json(texts), start)
+            append_json = getattr(self.sink, "append_json", None)
+            if append_json is not None:
+                await append_json(texts, start)
+            else:
+                await self.sink.append(decode_json(texts), start)
         except StaleWriterError as exc:
             raise _Moved(f"the sink refused the append at position {start}: {exc}") from exc
         self._settle(len(texts), ours=True)
