@@ -33,7 +33,7 @@ import attrs
 from resumable._errors import ResumableError, SinkError, StaleWriterError
 from resumable._outbox import Outbox, decode_json, encode_json
 from resumable._retry import retrying
-from resumable._sink import Sink
+from resumable._sink import Sink, json_appender
 
 T = TypeVar("T")
 
@@ -246,7 +246,7 @@ class Commit:
         start, texts = self._delivered or 0, self._pending
         self._unsure = True
         try:
-            append_json = getattr(self.sink, "append_json", None)
+            append_json = json_appender(self.sink)
             if append_json is not None:
                 await append_json(texts, start)
             else:

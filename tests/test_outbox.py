@@ -855,3 +855,38 @@ def test_a_converter_of_the_jobs_own_decides_even_inside_plain_containers():
     out.push({"id": UUID(int=1), "color": Color.RED})
 
     assert [{"id": UUID(int=1).hex, "color": "RED"}] == decode_json(out.peek(1))
+
+
+class _Upper(JsonLinesSink):
+    """A subclass that changes what an append does, by overriding `append` alone."""
+
+    async def append(self, items: Sequence[Any], start: int) -> None:
+        await super().append([{**item, "seen": True} for item in items], start)
+
+
+class _Texts(MemorySink):
+    """A sink that takes the JSON texts themselves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    async def append_json(self, texts: Sequence[str], start: int) -> None:
+        self.texts.extend(texts)
+        await self.append([json.loads(text) for text in texts], start)
+
+
+async def test_a_sink_with_append_json_gets_the_texts_and_an_override_of_append_wins(
+    tmp_path: Path,
+):
+    """append_json gets the record's JSON texts; a JsonLinesSink subclass that overrides
+    only append still sees every append."""
+    texts, upper = _Texts(), _Upper(tmp_path / "upper.jsonl", fsync=False)
+    for sink in (texts, upper):
+        async with job("texts", 0, store=MemoryStore(), sink=sink, triggers=[]) as j:
+            j.out.push({"n": 1})
+            j.advance(1)
+
+    assert ['{"n":1}'] == texts.texts
+    assert [{"n": 1}] == texts.items
+    assert [{"n": 1, "seen": True}] == lines(tmp_path / "upper.jsonl")
