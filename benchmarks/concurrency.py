@@ -3,7 +3,9 @@
 Both run the same no-op async worker over the same items with the same limit, alternating
 which goes first in each repetition so that drift (thermal, other load) hits both alike:
 once over a range (a sequence), once over an async generator (a source read in a task of
-its own by `concurrently`).
+its own by `concurrently`). Two more subjects take each worker's result (one small dict) as
+an output: ``concurrently(out=)`` with an `Outbox` (each result checked and kept as JSON),
+and with a list whose ``push`` is ``list.append`` (the floor for it).
 
 Run from the repository root::
 
@@ -18,12 +20,16 @@ import argparse
 import asyncio
 import gc
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
 from measuring import rounds
+from shapes import Listing
 
+from resumable import Outbox
+from resumable._codec import make_converter
 from resumable._concurrency import concurrently
 
 LIMIT = 64
@@ -31,6 +37,11 @@ LIMIT = 64
 
 async def _noop(item: int) -> None:
     """The worker: as close to nothing as an awaited coroutine gets."""
+
+
+async def _result(item: int) -> dict[str, Any]:
+    """The worker with an output: one small dict, as `shapes.produce` pushes."""
+    return {"id": item, "name": "item"}
 
 
 async def _async_range(items: int) -> AsyncIterator[int]:
@@ -66,6 +77,20 @@ async def _concurrently(items: Iterable[int] | AsyncIterator[int], limit: int) -
         pass
 
 
+async def _into_a_list(items: Iterable[int] | AsyncIterator[int], limit: int) -> None:
+    """`concurrently` with outputs, each result appended to a list: the floor for `out=`."""
+    out: Any = Listing()  # what concurrently calls of an outbox: push
+    async for _ in concurrently(_result, items, limit=limit, out=out):
+        pass
+
+
+async def _into_an_outbox(items: Iterable[int] | AsyncIterator[int], limit: int) -> None:
+    """`concurrently(out=)` with an outbox that never asks for a save: the cost of a push."""
+    out: Outbox[Any] = Outbox(make_converter(), lambda: None, items=sys.maxsize, size=sys.maxsize)
+    async for _ in concurrently(_result, items, limit=limit, out=out):
+        pass
+
+
 Subject = Callable[[Iterable[int] | AsyncIterator[int], int], Coroutine[Any, Any, None]]
 
 
@@ -92,9 +117,15 @@ def run(items: int, repeats: int, limit: int = LIMIT) -> dict[str, float]:
     Returns:
         Median microseconds per item over a range for ``concurrently`` and ``taskgroup``, and
         ``ratio`` (concurrently over taskgroup, so below 1 means concurrently is faster); the
-        same over an async generator, prefixed ``async_``.
+        same over an async generator, prefixed ``async_``; ``list`` and ``outbox`` (the
+        results taken as outputs) likewise, and ``out_ratio``, outbox over list.
     """
-    subjects: dict[str, Subject] = {"concurrently": _concurrently, "taskgroup": _taskgroup}
+    subjects: dict[str, Subject] = {
+        "concurrently": _concurrently,
+        "taskgroup": _taskgroup,
+        "list": _into_a_list,
+        "outbox": _into_an_outbox,
+    }
     result: dict[str, float] = {}
     for source, prefix in (("sync", ""), ("async", "async_")):
         seconds: dict[str, list[float]] = {name: [] for name in subjects}
@@ -104,6 +135,9 @@ def run(items: int, repeats: int, limit: int = LIMIT) -> dict[str, float]:
             result[f"{prefix}{name}_us_per_item"] = statistics.median(runs) / items * 1e6
         result[f"{prefix}ratio"] = (
             result[f"{prefix}concurrently_us_per_item"] / result[f"{prefix}taskgroup_us_per_item"]
+        )
+        result[f"{prefix}out_ratio"] = (
+            result[f"{prefix}outbox_us_per_item"] / result[f"{prefix}list_us_per_item"]
         )
     return result
 
@@ -117,6 +151,8 @@ def table(result: dict[str, float]) -> str:
     for name, label in (
         ("concurrently", "`concurrently`"),
         ("taskgroup", "`TaskGroup` + `Semaphore`"),
+        ("list", "`concurrently`, results appended to a list"),
+        ("outbox", "`concurrently(out=)`, results pushed into an `Outbox`"),
     ):
         lines.append(
             f"| {label} | {result[f'{name}_us_per_item']:.3f} "
@@ -126,7 +162,9 @@ def table(result: dict[str, float]) -> str:
         "",
         (
             f"Ratio (concurrently / TaskGroup): **{result['ratio']:.2f}x** over a range, "
-            f"**{result['async_ratio']:.2f}x** over an async generator."
+            f"**{result['async_ratio']:.2f}x** over an async generator. "
+            f"`out=` (an Outbox / a list): **{result['out_ratio']:.2f}x** over a range, "
+            f"**{result['async_out_ratio']:.2f}x** over an async generator."
         ),
     ]
     return "\n".join(lines)

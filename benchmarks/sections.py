@@ -23,6 +23,7 @@ from typing import Any
 import concurrency
 import cost
 import crawler
+import exports
 import fleet
 import instructions
 import migration
@@ -117,6 +118,23 @@ SECTIONS = [
         },
         plot.per_item("Cost per item with outputs"),
         targets.outputs,
+    ),
+    Section(
+        "exports",
+        "A CSV file exported to JSON Lines",
+        "Each row of a CSV file pushed through the outbox into `JsonLinesSink`, against the "
+        "same generator writing the file itself with `json.dumps` per row "
+        "(`benchmarks/exports.py`).",
+        lambda s: exports.run(s["rows"], s["repeats"]),
+        exports.table,
+        {
+            "smoke": {"rows": 2_000, "repeats": 1},
+            "quick": {"rows": 50_000, "repeats": 3},
+            "default": {"rows": 300_000, "repeats": 3},
+            "full": {"rows": 1_000_000, "repeats": 7},
+        },
+        plot.per_item("A CSV file exported to JSON Lines"),
+        targets.exports,
     ),
     Section(
         "sync",

@@ -13,6 +13,7 @@ Check = tuple[str, str, bool]
 COST_TARGET = 1.3
 ADVANCE_TARGET = 1.4
 OUTPUTS_TARGET = 2.0
+EXPORTS_TARGET = 1.3
 CONCURRENCY_TARGET = 1.5
 CRAWLER_TARGET = 0.9
 FILESTORE_TARGETS = {  # workload: (median, worst) in ms
@@ -47,6 +48,18 @@ def outputs(results: dict[str, Any]) -> list[Check]:
             f"`out.push` + yield (memory sink): <= {OUTPUTS_TARGET:g}x a list-append loop",
             f"{ratio:.2f}x",
             ratio <= OUTPUTS_TARGET,
+        )
+    ]
+
+
+def exports(results: dict[str, Any]) -> list[Check]:
+    """A CSV file exported through the outbox against a loop writing the file itself."""
+    ratio = results["@resumable, out.push (JsonLinesSink)"]["ratio"]
+    return [
+        (
+            f"CSV to JSON Lines through `out`: <= {EXPORTS_TARGET:g}x a loop with json.dumps",
+            f"{ratio:.2f}x",
+            ratio <= EXPORTS_TARGET,
         )
     ]
 

@@ -33,7 +33,7 @@ import attrs
 from resumable._errors import ResumableError, SinkError, StaleWriterError
 from resumable._outbox import Outbox, decode_json, encode_json
 from resumable._retry import retrying
-from resumable._sink import Sink
+from resumable._sink import Sink, json_appender
 
 T = TypeVar("T")
 
@@ -246,7 +246,11 @@ class Commit:
         start, texts = self._delivered or 0, self._pending
         self._unsure = True
         try:
-            await self.sink.append(decode_json(texts), start)
+            append_json = json_appender(self.sink)
+            if append_json is not None:
+                await append_json(texts, start)
+            else:
+                await self.sink.append(decode_json(texts), start)
         except StaleWriterError as exc:
             raise _Moved(f"the sink refused the append at position {start}: {exc}") from exc
         self._settle(len(texts), ours=True)

@@ -36,13 +36,18 @@ def for_outputs(converter: cattrs.Converter) -> cattrs.Converter:
     A copy of resumable's own converter that refuses bytes and sets; a converter of the
     job's own as it is.
     """
-    if converter.get_unstructure_hook(bytes) is not bytes_as_base85:
+    if not is_own(converter):
         return converter
     strict = converter.copy()
     for cls in _BYTES:
         strict.register_unstructure_hook(cls, _refuse_bytes)
     strict.register_unstructure_hook_func(_is_set, _refuse_set)
     return strict
+
+
+def is_own(converter: cattrs.Converter) -> bool:
+    """Whether *converter* is resumable's own (not one a job passed as ``converter=``)."""
+    return converter.get_unstructure_hook(bytes) is bytes_as_base85
 
 
 def _is_set(cls: Any) -> bool:

@@ -20,6 +20,7 @@ RUNNER = BENCHMARKS / "run.py"
 SECTIONS = [
     "cost",
     "outputs",
+    "exports",
     "sync",
     "instructions",
     "concurrency",

@@ -37,7 +37,8 @@ from resumable import (
     job,
     resumable,
 )
-from resumable._outbox import ITEMS_PER_SAVE
+from resumable._codec import make_converter
+from resumable._outbox import ITEMS_PER_SAVE, decode_json
 from resumable.testing import FailingSink, MemorySink, assert_resumes, fast_timing
 
 
@@ -752,3 +753,140 @@ async def test_a_converter_of_the_jobs_own_decides_for_itself():
         j.advance(1)
 
     assert [{"body": "YWJj", "tags": ["a"]}] == sink.items
+
+
+# -- the quick encoder (orjson) gives what `json` would, or leaves the item to it ------------
+
+
+class Level(enum.IntEnum):
+    HIGH = 2
+
+
+class Name(str):
+    __slots__ = ()
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        pytest.param({"n": 2**70, "m": -(2**64), "top": 2**64 - 1}, id="ints-past-64-bits"),
+        pytest.param([0.1, 1e16, 1e-05, 5e-324, 1.7976931348623157e308, -0.0, 3.0], id="floats"),
+        pytest.param({"note": "null", "none": None, "list": [None]}, id="null-that-is-not-nan"),
+        pytest.param({"s": 'é\n\t"\\ \u2028 \x7f \x00 💡'}, id="escapes"),
+        pytest.param(_nested(300), id="deeper-than-orjson-goes"),
+        pytest.param({1: None, "a": [True, False]}, id="int-key-beside-null"),
+    ],
+)
+async def test_plain_json_is_delivered_as_pushed(item: Any):
+    """What orjson writes otherwise than `json`, or not at all, still reaches the sink as the
+    value pushed: ints of any size, floats to the last bit, None, deep nesting."""
+    sink = MemorySink()
+    async with job("plain", 0, store=MemoryStore(), sink=sink, triggers=[]) as j:
+        j.out.push(item)
+        j.out.extend([item])
+        j.advance(1)
+
+    expected = json.loads(json.dumps(item))
+    assert [expected, expected] == sink.items
+    assert [repr(expected)] * 2 == [repr(got) for got in sink.items]  # -0.0 and 3.0 stay
+
+
+@pytest.mark.parametrize(
+    ("item", "delivered"),
+    [
+        pytest.param({"level": Level.HIGH}, {"level": 2}, id="int-enum"),
+        pytest.param({Name("k"): Name("v")}, {"k": "v"}, id="str-subclass"),
+        pytest.param([{"id": UUID(int=1)}], [{"id": str(UUID(int=1))}], id="uuid-in-a-list"),
+        pytest.param([Color.RED, [SEEN]], ["red", [SEEN.isoformat()]], id="enum-and-datetime"),
+    ],
+)
+async def test_what_orjson_knows_natively_is_delivered_as_the_converter_makes_it(
+    item: Any, delivered: Any, tmp_path: Path
+):
+    """Subclasses, enums, UUIDs and datetimes inside plain containers reach both kinds of sink
+    as resumable's converter makes them."""
+    sink = MemorySink()
+    jsonl = JsonLinesSink(tmp_path / "out.jsonl", fsync=False)
+    for into in (sink, jsonl):
+        async with job("native", 0, store=MemoryStore(), sink=into, triggers=[]) as j:
+            j.out.push(item)
+            j.advance(1)
+
+    assert [delivered] == sink.items == lines(tmp_path / "out.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        pytest.param({"ratio": [float("inf")]}, r"NaN or infinity", id="infinity"),
+        pytest.param([None, -float("inf")], r"NaN or infinity", id="infinity-beside-null"),
+        pytest.param({"ratio": float("nan")}, r"NaN or infinity", id="nan-at-the-push"),
+        pytest.param({"s": "\ud800"}, r"surrogate", id="lone-surrogate"),
+        pytest.param({(1, 2): "a"}, r"unhashable", id="tuple-key"),
+        pytest.param({"b": [b"x"]}, r"holds bytes", id="bytes-deep"),
+        pytest.param([{1, 2}], r"holds a set", id="set-in-a-list"),
+    ],
+)
+def test_the_quick_way_refuses_what_json_refuses(item: Any, reason: str):
+    """orjson writes NaN as null and refuses other things than `json`: every refusal still
+    happens at the push, push and extend alike, with the reason, and keeps nothing."""
+    out: Outbox[Any] = Outbox(make_converter(), lambda: None)
+    with pytest.raises(CursorTypeError, match=reason):
+        out.push(item)
+    with pytest.raises(CursorTypeError, match=reason):
+        out.extend([{"fine": 1}, item])
+    assert 0 == len(out)
+
+
+def test_a_converter_of_the_jobs_own_decides_even_inside_plain_containers():
+    """orjson writes UUIDs and enums its own way: with converter= the converter's hooks
+    decide for them, as they did before orjson."""
+    converter = cattrs.preconf.json.make_converter()
+    converter.register_unstructure_hook(UUID, lambda value: value.hex)
+    converter.register_unstructure_hook(Color, lambda value: value.name)
+    out: Outbox[Any] = Outbox(converter, lambda: None)
+    out.push({"id": UUID(int=1), "color": Color.RED})
+
+    assert [{"id": UUID(int=1).hex, "color": "RED"}] == decode_json(out.peek(1))
+
+
+class _Upper(JsonLinesSink):
+    """A subclass that changes what an append does, by overriding `append` alone."""
+
+    async def append(self, items: Sequence[Any], start: int) -> None:
+        await super().append([{**item, "seen": True} for item in items], start)
+
+
+class _Texts(MemorySink):
+    """A sink that takes the JSON texts themselves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    async def append_json(self, texts: Sequence[str], start: int) -> None:
+        self.texts.extend(texts)
+        await self.append([json.loads(text) for text in texts], start)
+
+
+async def test_a_sink_with_append_json_gets_the_texts_and_an_override_of_append_wins(
+    tmp_path: Path,
+):
+    """append_json gets the record's JSON texts; a JsonLinesSink subclass that overrides
+    only append still sees every append."""
+    texts, upper = _Texts(), _Upper(tmp_path / "upper.jsonl", fsync=False)
+    for sink in (texts, upper):
+        async with job("texts", 0, store=MemoryStore(), sink=sink, triggers=[]) as j:
+            j.out.push({"n": 1})
+            j.advance(1)
+
+    assert ['{"n":1}'] == texts.texts
+    assert [{"n": 1}] == texts.items
+    assert [{"n": 1, "seen": True}] == lines(tmp_path / "upper.jsonl")
