@@ -16,7 +16,7 @@ import json
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from resumable._errors import ResumableError, StaleWriterError
 from resumable._outbox import encode_json
@@ -69,21 +69,29 @@ class Sink(Protocol):
         ...
 
 
+@runtime_checkable
+class AppendsJson(Protocol):
+    """A sink that takes items as JSON texts too (see `Sink`); `JsonLinesSink` is one."""
+
+    async def append_json(self, texts: Sequence[str], start: int) -> None:
+        """`Sink.append` for items given as the JSON texts the record holds, one a line."""
+        ...
+
+
 def json_appender(sink: Sink) -> Callable[[Sequence[str], int], Awaitable[None]] | None:
     """The sink's ``append_json``, or ``None`` when it has none that speaks for its `append`.
 
     One inherited from a class above the one that overrides `append` does not: the override
     (a subclass of `JsonLinesSink` that changes what an append does) must see every append.
     """
-    append_json = getattr(sink, "append_json", None)
-    if append_json is None:
+    if not isinstance(sink, AppendsJson):
         return None
     mro = type(sink).__mro__
     owner = next((cls for cls in mro if "append" in vars(cls)), None)
     texts_owner = next((cls for cls in mro if "append_json" in vars(cls)), None)
     if owner is not None and texts_owner is not None and not issubclass(texts_owner, owner):
         return None
-    return cast("Callable[[Sequence[str], int], Awaitable[None]]", append_json)
+    return sink.append_json
 
 
 class JsonLinesSink:
