@@ -13,6 +13,8 @@ Subjects, in one process, alternated (the order flips every repetition):
 - ``@resumable`` with ``MemoryStore`` and with ``FileStore`` (default triggers and interval).
 - ``@resumable`` inside ``async with Actor:`` with its defaults there (``ApifyStore`` on local
   storage, ``ApifyEvents``, ``ApifyStatus``).
+- ``floor, a method call per item``: the floor, each cursor handed to a Python method that
+  only keeps it: the least any ``advance(cursor)`` costs.
 - ``job().advance()``: the context-manager form, one ``advance`` call per item.
 - ``Actor.use_state()``: the SDK's auto-saved dict, updated per item (local storage, no purge).
 - Crawlee's ``RecoverableState``: a pydantic model, updated per item, persisted on the SDK's
@@ -86,6 +88,15 @@ async def advance_loop(n: int) -> float:
     persisted = await shapes.advancing(n, store)
     elapsed = time.perf_counter() - began
     assert persisted == n
+    return elapsed
+
+
+async def method_call_loop(n: int) -> float:
+    """The floor plus one Python method call per cursor that keeps it (`shapes.Keeping`)."""
+    began = time.perf_counter()
+    latest = await shapes.advancing_nothing(n)
+    elapsed = time.perf_counter() - began
+    assert latest == n
     return elapsed
 
 
@@ -223,6 +234,7 @@ async def measure(items: int, repeats: int, dbos_items: int | None) -> dict[str,
             items,
         ),
         "@resumable in an Actor (ApifyStore)": (environment.resumable_in_actor, items),
+        "floor, a method call per item": (method_call_loop, items),
         "job().advance() per item": (advance_loop, items),
         "Actor.use_state() per item": (environment.use_state, items),
         "Crawlee RecoverableState per item": (environment.recoverable_state, items),

@@ -7,6 +7,10 @@ turns (the order flips every repetition, after a warm-up round that is not count
 
 - ``bare loop, list.append``: `produce` drained by ``async for``, its ``out`` a list whose
   ``push`` is ``list.append``: the floor.
+- ``bare loop, orjson at the push``: the same loop, its ``push`` keeping each item's JSON text
+  (``orjson.dumps``), all of them read back in one ``orjson.loads`` at the end: the least
+  that any outbox costs which refuses an unfit item at its push and hands the sink JSON
+  values.
 - ``@resumable, list.append``: the same loop with a list of its own under ``@resumable``
   (``MemoryStore``, no triggers, no timer): the engine's own cost.
 - ``@resumable, out.push (memory sink)``: `produce` itself under ``@resumable``, its items
@@ -32,6 +36,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -52,6 +58,30 @@ async def bare(n: int) -> float:
     """The floor: `produce` drained by ``async for`` into a list."""
     began = time.perf_counter()
     items = await shapes.drain_into_list(n)
+    elapsed = time.perf_counter() - began
+    assert n == len(items)
+    return elapsed
+
+
+class Encoding:
+    """An outbox that only encodes: each item's JSON text kept at the push (orjson)."""
+
+    __slots__ = ("texts",)
+
+    def __init__(self) -> None:
+        self.texts: list[bytes] = []
+
+    def push(self, item: Any) -> None:
+        self.texts.append(orjson.dumps(item))
+
+
+async def encoded(n: int) -> float:
+    """The floor with an encoding push, the texts read back in one go at the end."""
+    out = Encoding()
+    began = time.perf_counter()
+    async for _ in shapes.produce(n, out=out):
+        pass
+    items = orjson.loads(b"[%s]" % b",".join(out.texts))
     elapsed = time.perf_counter() - began
     assert n == len(items)
     return elapsed
@@ -99,6 +129,7 @@ def run(items: int = ITEMS, repeats: int = REPEATS) -> dict[str, Any]:
         files = iter(range(10**6))
         subjects: dict[str, Subject] = {
             FLOOR: bare,
+            "bare loop, orjson at the push": encoded,
             "@resumable, list.append": engine_with_a_list,
             "@resumable, out.push (memory sink)": outbox_into(shapes.KeepingSink),
             "@resumable, out.push (JsonLinesSink)": outbox_into(

@@ -36,17 +36,26 @@ def cost(results: dict[str, Any]) -> list[Check]:
         ("job().advance() per item", ADVANCE_TARGET),
     ):
         ratio = results[name]["ratio"]
-        checks.append((f"{name}: <= {target}x the floor", f"{ratio:.2f}x", ratio <= target))
+        measured = f"{ratio:.2f}x"
+        call = results.get("floor, a method call per item")
+        if name.startswith("job()") and call is not None:
+            # What one Python method call that keeps the cursor costs, whatever it does.
+            measured += f" (a bare method call: {call['ratio']:.2f}x)"
+        checks.append((f"{name}: <= {target}x the floor", measured, ratio <= target))
     return checks
 
 
 def outputs(results: dict[str, Any]) -> list[Check]:
     """``out.push`` + yield against the list-append loop."""
     ratio = results["@resumable, out.push (memory sink)"]["ratio"]
+    measured = f"{ratio:.2f}x"
+    if "bare loop, orjson at the push" in results:
+        # The least a push costs that refuses an unfit item there and hands the sink values.
+        measured += f" (encoding alone: {results['bare loop, orjson at the push']['ratio']:.2f}x)"
     return [
         (
             f"`out.push` + yield (memory sink): <= {OUTPUTS_TARGET:g}x a list-append loop",
-            f"{ratio:.2f}x",
+            measured,
             ratio <= OUTPUTS_TARGET,
         )
     ]
