@@ -138,7 +138,7 @@ class Run(Coroutine[Any, Any, Outcome[C]]):
     async def _watch(self) -> AsyncGenerator[C, None]:
         job, start = self._begin()
         try:
-            async with job.session(scoped=False):
+            async with job.hosted():
                 generator = start(job.cursor)
                 try:
                     async for cursor in job.watch(generator):

@@ -394,7 +394,7 @@ def test_a_cursor_advanced_after_the_grace_is_not_persisted():
     with job("late", cursor=0, store=store, triggers=[Signals()], grace=0.05) as j:
         j.advance(1)
         signal.raise_signal(signal.SIGTERM)
-        poll(lambda: j._job._work.cut)
+        poll(lambda: j._run._work.cut)
         j.advance(2)
 
     assert j.outcome is not None
