@@ -1,10 +1,11 @@
 """An event loop in a thread of its own, for a job whose work runs in a plain thread.
 
 A plain generator runs in the calling thread and never awaits, so the engine (writer,
-timer, triggers) runs on a loop that the job owns, in a background thread. The calling thread
-submits the run's few lifecycle calls (enter, save, exit) and waits for each; while it waits,
-it runs what the loop needs done in the calling thread (installing signal handlers is only
-allowed in the main thread): see `in_caller`.
+timer, triggers) runs on a loop that the job owns, in a background thread. One task on that
+loop holds the run (`Held`: it enters, waits for the block to end, and exits); the calling
+thread waits for the entry, for a save, and for the exit. While it waits, it runs what the
+loop needs done in the calling thread (installing signal handlers is only allowed in the
+main thread): see `in_caller`.
 """
 
 from __future__ import annotations
