@@ -83,7 +83,7 @@ def enter(run: Host) -> Callable[[], None]:
             return
         try:
             _running.reset(token)
-        except ValueError:  # left in another context than entered (the plain face's loop)
+        except ValueError:  # left in another context (a watched run closed by the collector)
             _running.set(None)
 
     return leave

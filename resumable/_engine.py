@@ -14,9 +14,10 @@ up from that end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -55,21 +56,15 @@ class Job(Feeding[C]):
     """One run of a resumable job: the resume point, the latest cursor and how the run ends.
 
     Get one from `job()` (or let `@resumable` make it) and enter it with ``async with``.
+    What it shows of the run (``key``, ``store``, ``cursor``, ``resumed``, ``resumed_from``,
+    ``stopping``, ``yields``, ``saves``, ``persisted``, ``outcome``, ``out``) is `RunView`'s,
+    held here as attributes; the plain ``with`` face (`SyncJob`) shows the same.
 
     Attributes:
-        key: The key the state lives under.
-        store: Where the state lives (resolved when the run starts).
-        cursor: The resume point, then the latest advanced cursor.
-        resumed: Whether a persisted cursor was found at start.
-        resumed_from: The persisted cursor the run started from, or ``None``.
-        stopping: Set when the job should take no new work (migration, abort, signal).
-        yields: Cursors advanced in this run (under `drive`, published lazily: `refresh`).
         interval: Seconds between periodic saves, as resolved at start (``None``: none).
-        outcome: How the run ended, once it has.
-        out: The run's `Outbox` (using it makes the job deliver outputs to its sink).
     """
 
-    __slots__ = ()
+    __slots__ = ("_face",)  # the plain ``with`` face, once entered so
 
     def __init__(self, key: str, *, cursor: C, cursor_type: Any, options: JobOptions) -> None:
         self.key = check_key(key, options.store)
@@ -105,7 +100,6 @@ class Job(Feeding[C]):
         self._stop_saved = False  # an abort has made its save (or tried, within its budget)
         self._stop_hooks: list[Callable[[], None]] = []
         self._detach: list[Detach] = []
-        self._scoped = True
         self._outbox: Outbox[Any] = Outbox(options.converter, self._outbox_full)
         self._outbox.limit(options.max_size)
         self._marking = options.sink is not None
@@ -124,11 +118,7 @@ class Job(Feeding[C]):
 
     @property
     def out(self) -> Outbox[Any]:
-        """The run's outbox: what is pushed into it reaches the sink exactly once.
-
-        Raises:
-            FinishedJobError: The run has ended.
-        """
+        """The run's outbox (see `RunView.out`); the first use makes the run deliver outputs."""
         if self._phase is Phase.DONE:
             raise self._unusable("out")
         if not self._marking:
@@ -149,22 +139,38 @@ class Job(Feeding[C]):
         self._attend_at(0.0)
         return effects
 
-    def session(self, *, scoped: bool, home: asyncio.AbstractEventLoop | None = None) -> Job[C]:
-        """Enter this job with ``async with``; *scoped*: the entering task is the job's work.
+    @contextlib.asynccontextmanager
+    async def hosted(self, home: asyncio.AbstractEventLoop | None = None) -> AsyncIterator[Job[C]]:
+        """Enter this job with ``async with``, for work that is not the entering task.
 
-        A watched run (``async for cursor in run``) is not scoped: its work is only the pull
-        of each cursor, never what the watcher does with it. *home*: the loop the engine
-        runs on when the work runs in another thread (a plain generator's), through which
-        the hot path wakes the writer.
+        Under a plain ``async with job``, the block is the work that a cut cancels. A
+        watched run's work is only the pull of each cursor (`watch` scopes each), never what
+        the watcher does with it; a plain generator's runs in another thread, which no cut
+        stops. *home*: the loop the engine runs on then, through which the hot path wakes
+        the writer.
         """
-        self._scoped = scoped
+        await self._start()
         self._home = home
-        return self
+        try:
+            yield self
+        except BaseException as exc:
+            if not await self.__aexit__(type(exc), exc, exc.__traceback__):
+                raise
+        else:
+            await self.__aexit__(None, None, None)
 
     def __enter__(self) -> SyncJob[C]:
         """Enter this job with a plain ``with``: its engine runs on a loop of its own."""
         if self._face is None:
-            self._face = SyncJob(self, self._options)
+            self._face = SyncJob(
+                self,
+                self.hosted,
+                self._options,
+                advance=self.advance,
+                drive=self.drive_plain,
+                save=self.save,
+                request_save=self.request_save,
+            )
         return self._face.__enter__()
 
     def __exit__(
@@ -177,6 +183,12 @@ class Job(Feeding[C]):
         return self._face.__exit__(exc_type, exc, tb)
 
     async def __aenter__(self) -> Job[C]:
+        """Claim the key and start the run; the entering task is the work a cut cancels."""
+        await self._start()
+        await self._work.enter()
+        return self
+
+    async def _start(self) -> None:
         """Claim the key and start the run."""
         if self._phase is not Phase.NEW:
             raise FinishedJobError(
@@ -229,9 +241,6 @@ class Job(Feeding[C]):
         self.interval = where.interval
         self._hosting = enter(self)
         self._writer.start(self._latest, where.interval, self._fail)
-        if self._scoped:
-            await self._work.enter()
-        return self
 
     async def _deliver_pending(self) -> None:
         """Deliver what the record resumed from left pending; a sink failure waits for a save."""

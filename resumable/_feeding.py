@@ -24,7 +24,6 @@ class Feeding(Stops[C]):
 
     __slots__ = ()
 
-    yields: int
     _open: bool
     _taking: bool
     _limit: int

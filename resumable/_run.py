@@ -5,25 +5,14 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Generator
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
+from resumable._declared import Declared
 from resumable._engine import Job
 from resumable._errors import ResumableWarning
 from resumable._record import Outcome
 
 C = TypeVar("C")
-
-
-class JobMaker(Protocol[C]):
-    """What a run needs of its decorated function (a `JobFunction`)."""
-
-    __qualname__: str
-    __wrapped__: Callable[..., AsyncGenerator[C, None]]
-    takes_outbox: bool
-
-    def make_job(self, *args: Any, **kwargs: Any) -> tuple[Job[C], dict[str, Any]]:
-        """Return the engine for a call, and the call's arguments minus ``cursor``."""
-        ...
 
 
 log = logging.getLogger("resumable")
@@ -40,7 +29,10 @@ class Run(Coroutine[Any, Any, Outcome[C]]):
     """
 
     def __init__(
-        self, function: JobMaker[C], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        function: Declared[Any, C, AsyncGenerator[C, None]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> None:
         self._function = function
         self._args = args
@@ -113,15 +105,7 @@ class Run(Coroutine[Any, Any, Outcome[C]]):
                 "function again for a new run"
             )
         self._started = True
-        job, kwargs = self._function.make_job(*self._args, **self._kwargs)
-        generator_function = self._function.__wrapped__
-        if self._function.takes_outbox:
-            kwargs["out"] = job.out
-
-        def start(cursor: C) -> AsyncGenerator[C, None]:
-            return generator_function(*self._args, cursor=cursor, **kwargs)
-
-        return job, start
+        return self._function.begin(self._args, self._kwargs)
 
     async def _run(self) -> Outcome[C]:
         job, start = self._begin()
@@ -138,7 +122,7 @@ class Run(Coroutine[Any, Any, Outcome[C]]):
     async def _watch(self) -> AsyncGenerator[C, None]:
         job, start = self._begin()
         try:
-            async with job.session(scoped=False):
+            async with job.hosted():
                 generator = start(job.cursor)
                 try:
                     async for cursor in job.watch(generator):

@@ -12,15 +12,17 @@ import logging
 import math
 import sys
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from resumable._codec import Codec
 from resumable._errors import FinishedJobError, ResumableError, StaleWriterError
 from resumable._options import JobOptions
 from resumable._outbox import Outbox
 from resumable._phase import End, Phase
-from resumable._record import Status
+from resumable._record import Outcome, Status
+from resumable._stores import Store
 from resumable._timing import Timing
+from resumable._view import RunView
 from resumable._work import Work
 from resumable._writer import Writer
 
@@ -32,7 +34,7 @@ _NEVER = math.inf
 _WARN_AT = 0.8  # of an urgent save's budget: say so loudly if it has not landed by then
 
 
-class Stops(Generic[C]):
+class Stops(RunView[C]):
     """The controls of a running job, and the stops they lead to."""
 
     # Slots: the hot path reads and writes these attributes (of `Job`) once or twice per cursor.
@@ -49,7 +51,6 @@ class Stops(Generic[C]):
         "_due",
         "_end",
         "_every",
-        "_face",
         "_failure",
         "_home",
         "_hosting",
@@ -61,7 +62,6 @@ class Stops(Generic[C]):
         "_options",
         "_outbox",
         "_phase",
-        "_scoped",
         "_snap",
         "_stop_hooks",
         "_stop_saved",
@@ -80,9 +80,15 @@ class Stops(Generic[C]):
         "yields",
     )
 
+    # The facts of `RunView`, held here: the hot path writes them.
     key: str
+    store: Store | None
     cursor: C
+    resumed: bool
+    resumed_from: C | None
     stopping: bool
+    yields: int
+    outcome: Outcome[C] | None
     _options: JobOptions
     _phase: Phase
     _end: End | None

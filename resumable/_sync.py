@@ -3,159 +3,84 @@
 A plain generator never awaits, so its job cannot share the caller's event loop: the
 engine (the same `Job`, with its writer, timer and triggers) runs on a loop of its own in a
 background thread (`resumable._loop_thread`). The work stays in the calling thread, where
-the hot path is the engine's own few attribute writes; entering, saving and leaving are
-submitted to the loop and waited for. Nothing about persistence is decided here.
+the hot path is the engine's own few attribute writes. One task on that loop enters the run,
+waits while the block runs and leaves it (`LoopThread.hold`); a save is submitted to the loop
+and waited for. Nothing about persistence is decided here: the engine hands this face the
+values it uses (its view, its methods), and this module knows nothing of the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Generator, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from resumable._defaults import surroundings
 from resumable._errors import InvalidOptionError, warn
-from resumable._loop_thread import LoopBound, LoopThread
+from resumable._loop_thread import LoopBound, LoopThread, run_in_thread
 from resumable._options import JobOptions
-from resumable._outbox import Outbox
 from resumable._record import Outcome
-from resumable._stores import Store
+from resumable._view import RunView
 
 C = TypeVar("C")
-T = TypeVar("T")
 
 
-class Engine(Protocol[C]):
-    """What the plain face needs of the engine (`resumable._engine.Job`)."""
-
-    key: str
-    cursor: C
-    resumed: bool
-    resumed_from: C | None
-    stopping: bool
-    store: Store | None
-    yields: int
-    outcome: Outcome[C] | None
-
-    @property
-    def saves(self) -> int: ...
-
-    @property
-    def out(self) -> Outbox[Any]: ...
-
-    @property
-    def persisted(self) -> C: ...
-
-    def advance(self, cursor: C) -> None: ...
-
-    async def save(self, *, timeout: float | None = None) -> None: ...
-
-    def request_save(self) -> None: ...
-
-    def drive_plain(self, cursors: Iterator[C]) -> None: ...
-
-    def session(self, *, scoped: bool, home: asyncio.AbstractEventLoop | None = None) -> Any: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool: ...
-
-    def _unusable(self, what: str) -> Exception: ...
-
-    def __enter__(self) -> SyncJob[C]: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool: ...
-
-
-class SyncJob(Generic[C]):
+class SyncJob(RunView[C]):
     """A run of a job entered with a plain ``with job(...) as j:``.
 
     The body runs in the calling thread and never waits for the store: ``j.advance(cursor)``
     records the cursor, and the saves happen on an event loop the job owns, in a thread of
     its own. ``j.save()`` is a plain method that waits for the write. A signal or trigger
     sets ``j.stopping``: the body checks it and leaves the block (a thread cannot be
-    cancelled; after the grace, cursors it still advances are no longer persisted).
+    cancelled; after the grace, cursors it still advances are no longer persisted). What it
+    shows of the run (``key``, ``cursor``, ``stopping``, ...) is `RunView`'s, read through to
+    the engine.
 
     Attributes:
-        key: The key the state lives under.
+        advance: Record that everything before a cursor is done (`Job.advance` itself:
+            O(1), never waits for I/O).
+        drive: Advance through an iterator of cursors until it ends or the job stops
+            taking work.
     """
 
-    def __init__(self, job: Engine[C], options: JobOptions) -> None:
-        self.key = job.key
-        self._job = job
+    __slots__ = (
+        "_async_save",
+        "_held",
+        "_hosted",
+        "_options",
+        "_request_save",
+        "_run",
+        "_thread",
+        "advance",
+        "drive",
+    )
+
+    def __init__(
+        self,
+        run: RunView[C],
+        hosted: Callable[[asyncio.AbstractEventLoop], AbstractAsyncContextManager[Any]],
+        options: JobOptions,
+        *,
+        advance: Callable[[C], None],
+        drive: Callable[[Iterator[C]], None],
+        save: Callable[..., Coroutine[Any, Any, None]],
+        request_save: Callable[[], None],
+    ) -> None:
+        self._run = run
+        self._hosted = hosted
         self._options = options
+        # The engine's own methods, not wrappers: one call per cursor, as under `async with`.
+        self.advance = advance
+        self.drive = drive
+        self._async_save = save
+        self._request_save = request_save
         self._thread: LoopThread | None = None
+        self._held: AbstractContextManager[Any] | None = None
 
     def __repr__(self) -> str:
-        return f"<SyncJob of {self._job!r}>"
-
-    @property
-    def cursor(self) -> C:
-        """The resume point, then the latest advanced cursor."""
-        return self._job.cursor
-
-    @property
-    def resumed(self) -> bool:
-        """Whether a persisted cursor was found at start."""
-        return self._job.resumed
-
-    @property
-    def resumed_from(self) -> C | None:
-        """The persisted cursor the run started from, or ``None``."""
-        return self._job.resumed_from
-
-    @property
-    def stopping(self) -> bool:
-        """Whether the job should take no new work (a signal, an abort, a migration)."""
-        return self._job.stopping
-
-    @property
-    def store(self) -> Store | None:
-        """Where the state lives."""
-        return self._job.store
-
-    @property
-    def yields(self) -> int:
-        """Cursors advanced in this run."""
-        return self._job.yields
-
-    @property
-    def out(self) -> Outbox[Any]:
-        """The run's outbox: what is pushed into it reaches the sink exactly once."""
-        return self._job.out
-
-    @property
-    def saves(self) -> int:
-        """Store writes made in this run."""
-        return self._job.saves
-
-    @property
-    def persisted(self) -> C:
-        """The cursor of the latest write."""
-        return self._job.persisted
-
-    @property
-    def outcome(self) -> Outcome[C] | None:
-        """How the run ended, once it has."""
-        return self._job.outcome
-
-    def advance(self, cursor: C) -> None:
-        """Record that everything before *cursor* is done. O(1); never waits for I/O.
-
-        Raises:
-            CursorTypeError: The cursor cannot be stored.
-            FinishedJobError: The run has ended.
-        """
-        self._job.advance(cursor)
+        return f"<SyncJob of {self._run!r}>"
 
     def save(self, *, timeout: float | None = None) -> None:
         """Write the latest cursor now (unless it is the persisted one) and wait for it.
@@ -163,24 +88,18 @@ class SyncJob(Generic[C]):
         Raises:
             StoreError: The store still failed after retrying for *timeout* seconds.
             StaleWriterError: Another run took the key over.
-            FinishedJobError: The run has ended.
+            FinishedJobError: The run has not started or has ended.
         """
-        self._call(self._job.save(timeout=timeout))
+        save = self._async_save(timeout=timeout)
+        if self._thread is None:  # outside the block: the engine says why it cannot save
+            run_in_thread(save)
+        else:
+            self._thread.call(save)
 
     def request_save(self) -> None:
         """Ask for a save of the latest cursor soon (coalesced); returns at once."""
         if self._thread is not None:
-            self._thread.loop.call_soon_threadsafe(self._job.request_save)
-
-    def drive(self, cursors: Iterator[C]) -> None:
-        """Advance through *cursors* until they end or the job stops taking work."""
-        self._job.drive_plain(cursors)
-
-    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        if self._thread is None:
-            coroutine.close()
-            raise self._job._unusable("save()")  # noqa: SLF001 - the engine's own message
-        return self._thread.call(coroutine)
+            self._thread.loop.call_soon_threadsafe(self._request_save)
 
     def __enter__(self) -> SyncJob[C]:
         """Start the job's loop, claim the key and start the run."""
@@ -188,13 +107,13 @@ class SyncJob(Generic[C]):
         _warn_in_a_loop(self.key)
         thread = LoopThread(f"resumable:{self.key}")
         thread.start()
+        held = thread.hold(self._hosted(thread.loop))
         try:
-            thread.call(self._job.session(scoped=False, home=thread.loop).__aenter__())
+            held.__enter__()
         except BaseException:
             thread.stop()
             raise
-        self._thread = thread
-        self.key = self._job.key
+        self._thread, self._held = thread, held
         return self
 
     def __exit__(
@@ -204,16 +123,19 @@ class SyncJob(Generic[C]):
         tb: TracebackType | None,
     ) -> bool:
         """Persist the latest cursor with the run's last status, then stop the job's loop."""
-        thread, self._thread = self._thread, None
-        if thread is None:
+        thread, held = self._thread, self._held
+        self._thread = self._held = None
+        if thread is None or held is None:
             return False
         try:
-            return thread.call(self._job.__aexit__(exc_type, exc, tb))
+            return bool(held.__exit__(exc_type, exc, tb))
         finally:
             thread.stop()
 
 
-def run_plain(job: Engine[C], start: Callable[[C], Iterator[C]]) -> Outcome[C]:
+def run_plain(
+    job: AbstractContextManager[SyncJob[C]], start: Callable[[C], Iterator[C]]
+) -> Outcome[C]:
     """Run a plain generator's job to its end in the calling thread; return its outcome."""
     with job as j:
         generator = start(j.cursor)
@@ -222,8 +144,8 @@ def run_plain(job: Engine[C], start: Callable[[C], Iterator[C]]) -> Outcome[C]:
         finally:
             if isinstance(generator, Generator):
                 generator.close()
-    assert job.outcome is not None
-    return job.outcome
+    assert j.outcome is not None
+    return j.outcome
 
 
 def _refuse_loop_bound(key: str, options: JobOptions) -> None:

@@ -20,6 +20,7 @@ from resumable import (
     FileStore,
     FinishedJobError,
     InvalidOptionError,
+    Job,
     JsonLinesSink,
     MemoryStore,
     Outbox,
@@ -32,6 +33,7 @@ from resumable import (
     resumable,
 )
 from resumable._stores import Guard
+from resumable._view import RunView
 from resumable.testing import assert_resumes
 
 
@@ -394,7 +396,7 @@ def test_a_cursor_advanced_after_the_grace_is_not_persisted():
     with job("late", cursor=0, store=store, triggers=[Signals()], grace=0.05) as j:
         j.advance(1)
         signal.raise_signal(signal.SIGTERM)
-        poll(lambda: j._job._work.cut)
+        poll(lambda: j._run._work.cut)
         j.advance(2)
 
     assert j.outcome is not None
@@ -442,3 +444,34 @@ def test_with_job_pushes_through_j_out(tmp_path: Path):
     assert [{"n": 0}, {"n": 1}, {"n": 2}] == lines
     assert j.outcome is not None
     assert 3 == j.outcome.outputs
+
+
+def test_with_job_enters_and_leaves_the_run_in_one_task_on_its_loop():
+    """The plain face's loop runs the run's start and end in one task (as a blocking portal
+    holds an async context manager): what a trigger attaches there, it detaches there."""
+    tasks: list[asyncio.Task[Any] | None] = []
+
+    class Witness:
+        def attach(self, controls: Controls, /) -> Callable[[], None]:
+            tasks.append(asyncio.current_task())
+            return lambda: tasks.append(asyncio.current_task())
+
+    with job("one-task", cursor=0, store=MemoryStore(), triggers=[Witness()]) as j:
+        j.advance(1)
+
+    assert 2 == len(tasks)
+    assert tasks[0] is not None
+    assert tasks[0] is tasks[1]
+
+
+def test_job_holds_every_fact_of_the_view_itself():
+    """`Job` shows each fact of `RunView` as its own attribute or property, so only the plain
+    face reads through the view to the engine."""
+    shadowed = {
+        name: getattr(Job, name) is not fact
+        for name, fact in vars(RunView).items()
+        if isinstance(fact, property)
+    }
+
+    assert dict.fromkeys(shadowed, True) == shadowed
+    assert {"key", "cursor", "stopping", "yields", "persisted", "out"} <= set(shadowed)

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from resumable._decorator import JobFunction
+from resumable._declared import Declared
 from resumable.testing._harness import (
     Baseline,
     CrashableSink,
@@ -154,7 +154,7 @@ def _crash_points(points: int | Sequence[int] | None, n: int) -> list[int]:
 
 
 async def assert_resumes(
-    fn: JobFunction[Any, C],
+    fn: Declared[Any, C, Any],
     *args: Any,
     points: int | Sequence[int] | None = None,
     effects: Effects | None = None,
@@ -191,7 +191,7 @@ async def assert_resumes(
             not deterministic, it yielded no cursor, or a crash lost or repeated writes.
         TypeError: *fn* is not decorated with ``@resumable``.
     """
-    if not isinstance(fn, JobFunction):
+    if not isinstance(fn, Declared):
         raise TypeError(
             f"assert_resumes takes a function decorated with @resumable, not {fn!r}; "
             "decorate it, e.g. `assert_resumes(resumable(my_generator), ...)`"

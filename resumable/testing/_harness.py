@@ -10,7 +10,7 @@ import reprlib
 from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from typing import Any, Generic, TypeAlias, TypeVar
 
-from resumable._decorator import JobFunction
+from resumable._declared import Declared
 from resumable._engine import Job
 from resumable._errors import StaleWriterError
 from resumable._snapshot import frozen_copy
@@ -113,7 +113,7 @@ class Harness(Generic[C]):
 
     def __init__(
         self,
-        fn: JobFunction[Any, C],
+        fn: Declared[Any, C, Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         effects: EffectLog | None,
