@@ -255,16 +255,19 @@ class Fleet:
     async def _freeze(self, worker: Worker) -> None:
         assert worker.run is not None
         assert worker.shard is not None
+        shard = worker.shard  # its run may end (a line already on the pipe) while we poll
         worker.process.send_signal(signal.SIGSTOP)
         worker.run.zombie = True
         worker.frozen_run = worker.run
         worker.frozen_at = time.monotonic()
-        await self.watch.poll()  # what the record said when the worker froze
-        worker.frozen_seen = self.watch.latest.get(worker.shard)
+        # A zombie before the first await: if the end of its run is heard meanwhile, its
+        # stdin is closed, so that it leaves the fleet once woken.
         self.active.remove(worker)
         self.zombies.append(worker)
         self.stops += 1
-        self.pending.appendleft(worker.shard)
+        self.pending.appendleft(shard)
+        await self.watch.poll()  # what the record said when the worker froze
+        worker.frozen_seen = self.watch.latest.get(shard)
         await self._replace()
 
     def _wake(self) -> None:
