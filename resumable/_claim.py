@@ -80,6 +80,7 @@ class _Fence:
     data: bytes  # the record as written
     previous: bytes  # the record it took over
     envelope: Mapping[str, Any]  # the previous record's envelope
+    kept: Mapping[str, Any]  # its effects' fields, kept as they were
 
     def restore(self, current: bytes | None) -> bytes:
         """The record to put back when the run stops before it settled anything."""
@@ -100,9 +101,8 @@ async def take_over(writer: Writer, fresh: Any, deadline: float) -> Taken:
     if isinstance(fence, Taken):
         return fence
     try:
-        for name in fields():
-            if name in fence.envelope:
-                await writer.effects_of(name).resume(fence.envelope[name])
+        for name, held in fence.kept.items():
+            await writer.effects_of(name).resume(held)
         commit = writer.commit
         field = fence.envelope.get("outbox")
         outbox = None if commit is None else await commit.resume(field, deadline)
@@ -148,7 +148,7 @@ async def _claim(writer: Writer, fresh: Any, deadline: float) -> Taken | _Fence:
             outbox=None if field is None else parse_field(field),
             effects=kept if unsettled else writer.effect_fields(),
         )
-        made.append(_Fence(taken, data, current, envelope) if unsettled else taken)
+        made.append(_Fence(taken, data, current, envelope, kept) if unsettled else taken)
         return data
 
     try:
